@@ -1,0 +1,1 @@
+"""riskcast's service: the store, audience and campaign logic, HTTP API, CLI and webhooks."""

@@ -1,0 +1,233 @@
+"""Campaigns: create from a template version, and every move of the campaign state machine.
+
+The diagram is in :mod:`broadcaster.models.campaign`; :func:`move` enforces it with a
+conditional UPDATE, so two processes (an operator pausing, a worker completing) never
+both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, CursorResult, exists, select, update
+from sqlalchemy.orm import Session
+
+from broadcaster import communities, deliveries, templates
+from broadcaster.db import utcnow
+from broadcaster.errors import IllegalState, InvalidInput, NotFound
+from broadcaster.models import Campaign, CampaignState, Channel, Delivery, DeliveryState, Priority
+from broadcaster.models.delivery import UNFINISHED, SkipReason
+from messages import CONTACT_VARIABLES
+
+S = CampaignState
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.DRAFT: frozenset({S.SCHEDULED, S.CANCELLED}),
+    S.SCHEDULED: frozenset({S.FANNING_OUT, S.PAUSED, S.CANCELLED}),
+    S.FANNING_OUT: frozenset({S.SENDING, S.PAUSED, S.STOPPED, S.CANCELLED}),
+    S.SENDING: frozenset({S.COMPLETED, S.PAUSED, S.STOPPED, S.CANCELLED}),
+    S.PAUSED: frozenset({S.SCHEDULED, S.FANNING_OUT, S.SENDING, S.CANCELLED}),
+    S.STOPPED: frozenset({S.FANNING_OUT, S.SENDING, S.CANCELLED}),
+    S.COMPLETED: frozenset({S.SENDING}),  # retry-failed reopens it
+    S.CANCELLED: frozenset(),
+}
+ACTIVE = (S.FANNING_OUT, S.SENDING)
+
+
+def move(
+    session: Session,
+    campaign_id: int,
+    to: CampaignState,
+    *,
+    only_from: Iterable[str] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> bool:
+    """Move a campaign to ``to`` if its current state allows; True when it moved."""
+    allowed = frozenset(s for s, targets in TRANSITIONS.items() if to in targets)
+    if only_from is not None:
+        allowed &= frozenset(only_from)
+    stmt = (
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.state.in_(sorted(allowed)))
+        .values(state=to.value, **(values or {}))
+        .execution_options(synchronize_session=False)
+    )
+    result: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
+    return result.rowcount == 1
+
+
+def get(session: Session, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id, populate_existing=True)
+    if campaign is None:
+        raise NotFound(f"campaign {campaign_id} does not exist")
+    return campaign
+
+
+def create_campaign(
+    session: Session,
+    *,
+    name: str,
+    template_key: str,
+    community_slugs: Iterable[str],
+    descendants: bool = True,
+    languages: Iterable[str] = (),
+    countries: Iterable[str] = (),
+    priority: str = Priority.BULK.value,
+    channel: str = Channel.SMS.value,
+    variables: Mapping[str, str] | None = None,
+    quiet_hours: tuple[int, int] | None = None,
+    valid_until: datetime | None = None,
+    created_by: int | None = None,
+) -> Campaign:
+    """A draft campaign frozen to the template's current version."""
+    if not name.strip():
+        raise InvalidInput("must not be empty", field="name")
+    if priority not in {p.value for p in Priority}:
+        raise InvalidInput(f"{priority!r} is not one of urgent, bulk", field="priority")
+    if channel not in {c.value for c in Channel}:
+        raise InvalidInput(f"{channel!r} is not one of sms, whatsapp", field="channel")
+    slugs = list(community_slugs)
+    if not slugs:
+        raise InvalidInput("name at least one community", field="community")
+    community_ids = communities.resolve_ids(session, slugs, descendants=False)
+    version = templates.current_version(session, template_key)
+    variables = dict(variables or {})
+    # A variable the official leaves unset keeps the template's own value (the catalog's
+    # hotline, for instance); contact variables are filled in per recipient at fan-out.
+    merged = {k: str(v) for k, v in version.variables.items() if k not in CONTACT_VARIABLES}
+    merged.update(variables)
+    unknown = sorted(set(variables) - set(version.variables))
+    if unknown:
+        raise InvalidInput(
+            f"template {template_key!r} has no variable {unknown[0]!r} "
+            f"(it has: {', '.join(sorted(version.variables)) or 'none'})",
+            field="var",
+        )
+    if quiet_hours is not None:
+        start, end = quiet_hours
+        if not (0 <= start <= 23 and 0 <= end <= 23) or start == end:
+            raise InvalidInput("quiet hours are two different hours 0-23", field="quiet_hours")
+    campaign = Campaign(
+        name=name.strip(),
+        template_version_id=version.id,
+        state=S.DRAFT.value,
+        priority=priority,
+        channel=channel,
+        variables=merged,
+        audience={
+            "communities": community_ids,
+            "descendants": descendants,
+            "languages": sorted(set(languages)),
+            "countries": sorted({c.upper() for c in countries}),
+        },
+        quiet_start=quiet_hours[0] if quiet_hours else None,
+        quiet_end=quiet_hours[1] if quiet_hours else None,
+        valid_until=valid_until,
+        created_by=created_by,
+    )
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def schedule(session: Session, campaign_id: int, *, send_at: datetime | None = None) -> Campaign:
+    """Write the intent to send at ``send_at`` (now when None); the scheduler does the rest."""
+    when = send_at or utcnow()
+    if not move(session, campaign_id, S.SCHEDULED, only_from=[S.DRAFT], values={"send_at": when}):
+        campaign = get(session, campaign_id)
+        raise IllegalState(
+            f"campaign {campaign_id} is {campaign.state}; only a draft can be launched"
+        )
+    return get(session, campaign_id)
+
+
+def pause(session: Session, campaign_id: int) -> Campaign:
+    campaign = get(session, campaign_id)
+    if not move(
+        session,
+        campaign_id,
+        S.PAUSED,
+        only_from=[campaign.state],
+        values={"resume_state": campaign.state},
+    ):
+        raise IllegalState(f"campaign {campaign_id} is {campaign.state}; it cannot be paused")
+    return get(session, campaign_id)
+
+
+def resume(session: Session, campaign_id: int) -> Campaign:
+    campaign = get(session, campaign_id)
+    back = CampaignState(campaign.resume_state or S.SENDING)
+    if campaign.state not in (S.PAUSED, S.STOPPED) or not move(
+        session,
+        campaign_id,
+        back,
+        only_from=[campaign.state],
+        values={"resume_state": None, "error": None},
+    ):
+        raise IllegalState(
+            f"campaign {campaign_id} is {campaign.state}; only paused or stopped campaigns resume"
+        )
+    return get(session, campaign_id)
+
+
+def cancel(session: Session, campaign_id: int) -> Campaign:
+    """Cancel: nothing not yet handed to the provider will be sent."""
+    campaign = get(session, campaign_id)
+    if not move(session, campaign_id, S.CANCELLED, values={"completed_at": utcnow()}):
+        raise IllegalState(f"campaign {campaign_id} is {campaign.state}; it cannot be cancelled")
+    deliveries.move(
+        session,
+        Delivery.campaign_id == campaign_id,
+        DeliveryState.SKIPPED,
+        only_from=[DeliveryState.PENDING, DeliveryState.QUEUED],
+        values={"reason": SkipReason.CANCELLED.value, "finished_at": utcnow()},
+    )
+    return get(session, campaign_id)
+
+
+def stop(session: Session, campaign_id: int, *, error: str) -> bool:
+    """Stop an active campaign after a configuration error; an operator resumes it."""
+    campaign = get(session, campaign_id)
+    return move(
+        session,
+        campaign_id,
+        S.STOPPED,
+        only_from=ACTIVE,
+        values={"resume_state": campaign.state, "error": error},
+    )
+
+
+def complete_if_done(session: Session, campaign_id: int) -> bool:
+    """Mark a sending campaign completed once no delivery is pending, queued or sending."""
+    unfinished = exists().where(
+        Delivery.campaign_id == campaign_id, Delivery.state.in_([s.value for s in UNFINISHED])
+    )
+    done: ColumnElement[bool] = ~unfinished
+    stmt = (
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.state == S.SENDING.value, done)
+        .values(state=S.COMPLETED.value, completed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    result: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
+    return result.rowcount == 1
+
+
+def status(session: Session, campaign_id: int) -> dict[str, Any]:
+    campaign = get(session, campaign_id)
+    counts = deliveries.counts_by_state(session, campaign_id)
+    return {
+        "id": campaign.id,
+        "name": campaign.name,
+        "state": campaign.state,
+        "priority": campaign.priority,
+        "channel": campaign.channel,
+        "recipients": campaign.recipients,
+        "counts": counts,
+        "error": campaign.error,
+    }
+
+
+def list_campaigns(session: Session, limit: int = 100) -> list[Campaign]:
+    return list(session.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(limit)))

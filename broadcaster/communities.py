@@ -1,0 +1,106 @@
+"""Communities: create them in a hierarchy and resolve an audience to community ids."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from broadcaster.errors import InvalidInput, NotFound
+from broadcaster.models import Community, CommunityKind
+from messages import LanguageError, normalize_language
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def check_timezone(value: str, field: str = "timezone") -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"unknown time zone {value!r} (use e.g. Asia/Vientiane)", field=field
+        ) from None
+    return value
+
+
+def get_by_slug(session: Session, slug: str) -> Community:
+    community = session.scalar(select(Community).where(Community.slug == slug))
+    if community is None:
+        raise NotFound(f"community {slug!r} does not exist")
+    return community
+
+
+def add_community(
+    session: Session,
+    slug: str,
+    *,
+    name: str,
+    parent: str | None = None,
+    country: str | None = None,
+    language: str | None = None,
+    timezone: str | None = None,
+    kind: str = CommunityKind.OTHER.value,
+) -> Community:
+    """Create a community; unset country, language and time zone come from the parent."""
+    if not SLUG.match(slug):
+        raise InvalidInput(
+            f"{slug!r} is not a slug (lower-case letters, digits, - and _)", field="slug"
+        )
+    if session.scalar(select(Community.id).where(Community.slug == slug)) is not None:
+        raise InvalidInput(f"community {slug!r} already exists", field="slug")
+    if kind not in {k.value for k in CommunityKind}:
+        raise InvalidInput(
+            f"unknown kind {kind!r}; one of {', '.join(k.value for k in CommunityKind)}",
+            field="kind",
+        )
+    parent_row = get_by_slug(session, parent) if parent else None
+    if language is not None:
+        try:
+            language = normalize_language(language)
+        except LanguageError as exc:
+            raise InvalidInput(str(exc), field="language") from None
+    if country is not None:
+        if not re.fullmatch(r"[A-Za-z]{2}", country):
+            raise InvalidInput(f"{country!r} is not a two-letter country code", field="country")
+        country = country.upper()
+    if timezone is not None:
+        check_timezone(timezone)
+    community = Community(
+        slug=slug,
+        name=name,
+        kind=kind,
+        parent_id=parent_row.id if parent_row else None,
+        country=country or (parent_row.country if parent_row else None),
+        language=language or (parent_row.language if parent_row else "lo"),
+        timezone=timezone or (parent_row.timezone if parent_row else "Asia/Vientiane"),
+    )
+    session.add(community)
+    session.flush()
+    community.path = f"{parent_row.path if parent_row else '/'}{community.id}/"
+    return community
+
+
+def resolve_ids(session: Session, slugs: Iterable[str], *, descendants: bool) -> list[int]:
+    """Community ids for an audience: the named ones, plus their descendants when asked."""
+    roots = [get_by_slug(session, slug) for slug in slugs]
+    if not descendants:
+        return sorted({c.id for c in roots})
+    rows = session.scalars(
+        select(Community.id).where(or_(*(Community.path.startswith(c.path) for c in roots)))
+    )
+    return sorted(set(rows))
+
+
+def expand_ids(session: Session, ids: Iterable[int], *, descendants: bool) -> list[int]:
+    """``ids`` plus, when asked, every community below them."""
+    ids = sorted(set(ids))
+    if not descendants or not ids:
+        return ids
+    paths = session.scalars(select(Community.path).where(Community.id.in_(ids))).all()
+    rows = session.scalars(
+        select(Community.id).where(or_(*(Community.path.startswith(p) for p in paths)))
+    )
+    return sorted(set(rows))

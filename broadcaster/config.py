@@ -1,0 +1,187 @@
+"""Configuration from the environment.
+
+Every setting is read once, validated, and a bad value stops start-up with one line
+that names the variable (see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import phonenumbers
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SIMULATOR_ACCOUNT_SID = "AC" + "0" * 32
+SIMULATOR_AUTH_TOKEN = "simulator-auth-token"  # noqa: S105 - the built-in simulator's own fixed secret
+SIMULATOR_FROM_NUMBER = "+15005550006"  # Twilio's magic "valid From" test number
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{Path.cwd() / 'riskcast.db'}"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """riskcast settings. Environment variables are ``RISKCAST_<NAME>`` unless aliased."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RISKCAST_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    database_url: str = Field(default_factory=_default_database_url)
+    # None means "in-process" (only `riskcast serve` can run that way).
+    broker_url: str | None = None
+    # Fleet-wide rate limiter, locks and queue metrics; defaults to the broker when it is Redis.
+    redis_url: str | None = None
+    provider: Literal["simulator", "twilio"] = "simulator"
+    twilio_account_sid: str | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID")
+    )
+    twilio_auth_token: str | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN"), repr=False
+    )
+    twilio_messaging_service_sid: str | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_MESSAGING_SERVICE_SID")
+    )
+    twilio_from_number: str | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_FROM_NUMBER")
+    )
+    twilio_base_url: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    default_region: str = "LA"
+    send_rate: float = Field(default=50.0, gt=0)
+    approval_threshold: int = Field(default=1000, ge=0)
+    # Seconds a delivery may sit in `sending` before the reconciler looks at it.
+    sending_timeout: float = Field(default=120.0, gt=0)
+    # Attempts (worker deaths included) after which a delivery fails for good.
+    max_attempts: int = Field(default=8, ge=1)
+    scheduler_interval: float = Field(default=1.0, gt=0)
+    reconcile_interval: float = Field(default=15.0, gt=0)
+    fanout_batch_size: int = Field(default=1000, ge=1)
+    send_batch_size: int = Field(default=100, ge=1)
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {value!r}; use a two-letter code such as LA or TH")
+        return region
+
+    @field_validator("public_url", "twilio_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {value!r})")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError(f"must be a sqlite:/// or postgresql:// URL (got {value!r})")
+        if value.startswith("postgresql://"):
+            # psycopg 3 is the driver we ship.
+            return "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("broker_url", "redis_url")
+    @classmethod
+    def _broker(cls, value: str | None) -> str | None:
+        if value in (None, "", "memory://", "memory"):
+            return None
+        if not value.startswith(("redis://", "rediss://", "amqp://")):
+            raise ValueError(f"must be a redis:// URL, or empty for in-process (got {value!r})")
+        return value
+
+    @model_validator(mode="after")
+    def _twilio_complete(self) -> Settings:
+        if self.provider == "twilio":
+            missing = [
+                name
+                for name, value in (
+                    ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                    ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+                )
+                if not value
+            ]
+            if not (self.twilio_messaging_service_sid or self.twilio_from_number):
+                missing.append("TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER")
+            if missing:
+                raise ValueError("RISKCAST_PROVIDER=twilio needs " + ", ".join(missing))
+        return self
+
+    # -- derived values -------------------------------------------------------------
+    @property
+    def effective_redis_url(self) -> str | None:
+        if self.redis_url:
+            return self.redis_url
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return None
+
+    @property
+    def account_sid(self) -> str:
+        return self.twilio_account_sid or SIMULATOR_ACCOUNT_SID
+
+    @property
+    def auth_token(self) -> str:
+        """The secret that signs Twilio webhooks (the simulator's own in simulator mode)."""
+        return self.twilio_auth_token or SIMULATOR_AUTH_TOKEN
+
+    @property
+    def from_number(self) -> str | None:
+        if self.twilio_messaging_service_sid:
+            return None
+        return self.twilio_from_number or SIMULATOR_FROM_NUMBER
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+_ALIASES = {
+    "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "twilio_messaging_service_sid": "TWILIO_MESSAGING_SERVICE_SID",
+    "twilio_from_number": "TWILIO_FROM_NUMBER",
+}
+
+
+def _env_name(field: str) -> str:
+    return _ALIASES.get(field, f"RISKCAST_{field.upper()}")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; raise :class:`ConfigError` naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(part) for part in first["loc"]]
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        if loc:
+            name = _env_name(loc[0])
+            raw = os.environ.get(name)
+            shown = (
+                f" (got {raw!r})"
+                if raw is not None and "got" not in msg and "AUTH" not in name
+                else ""
+            )
+            raise ConfigError(f"{name}: {msg}{shown}") from None
+        raise ConfigError(msg) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

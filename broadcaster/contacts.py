@@ -1,0 +1,95 @@
+"""Contacts: add or update a person by number, their memberships, opt-out and opt-in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broadcaster.communities import get_by_slug
+from broadcaster.db import utcnow
+from broadcaster.errors import InvalidInput, NotFound
+from broadcaster.models import ConsentSource, Contact, ContactStatus, Membership
+from broadcaster.phones import PhoneError, country_of, normalize_phone
+from messages import LanguageError, normalize_language
+
+
+def find_by_phone(session: Session, phone: str, region: str) -> Contact:
+    try:
+        e164 = normalize_phone(phone, region)
+    except PhoneError as exc:
+        raise InvalidInput(str(exc), field="phone") from None
+    contact = session.scalar(select(Contact).where(Contact.phone == e164))
+    if contact is None:
+        raise NotFound("no contact with that number")
+    return contact
+
+
+def add_contact(
+    session: Session,
+    phone: str,
+    *,
+    region: str,
+    name: str | None = None,
+    language: str | None = None,
+    communities: Iterable[str] = (),
+    consent_source: str = ConsentSource.OFFICIAL.value,
+) -> tuple[Contact, bool]:
+    """Add a contact, or update the one with that number. Returns (contact, created).
+
+    An opted-out or blocked contact stays so: adding them again never re-subscribes them.
+    """
+    try:
+        e164 = normalize_phone(phone, region)
+    except PhoneError as exc:
+        raise InvalidInput(str(exc), field="phone") from None
+    if language is not None:
+        try:
+            language = normalize_language(language)
+        except LanguageError as exc:
+            raise InvalidInput(str(exc), field="language") from None
+    community_rows = [get_by_slug(session, slug) for slug in communities]
+    contact = session.scalar(select(Contact).where(Contact.phone == e164))
+    created = contact is None
+    if contact is None:
+        contact = Contact(
+            phone=e164,
+            country=country_of(e164),
+            status=ContactStatus.ACTIVE.value,
+            consent_source=consent_source,
+            consent_at=utcnow(),
+        )
+        session.add(contact)
+    if name is not None:
+        contact.name = name
+    if language is not None:
+        contact.language = language
+    session.flush()
+    for community in community_rows:
+        if session.get(Membership, (contact.id, community.id)) is None:
+            session.add(Membership(contact_id=contact.id, community_id=community.id))
+    session.flush()
+    return contact, created
+
+
+def opt_out(session: Session, contact: Contact, *, source: str) -> bool:
+    """Record an opt-out; True when the contact was not opted out before."""
+    if contact.status == ContactStatus.OPTED_OUT:
+        return False
+    contact.status = ContactStatus.OPTED_OUT.value
+    contact.opted_out_at = utcnow()
+    contact.opted_out_source = source
+    session.flush()
+    return True
+
+
+def opt_in(session: Session, contact: Contact, *, source: str) -> bool:
+    """Record an opt-in (START); a blocked contact stays blocked."""
+    if contact.status != ContactStatus.OPTED_OUT:
+        return False
+    contact.status = ContactStatus.ACTIVE.value
+    contact.consent_source = source
+    contact.consent_at = utcnow()
+    session.flush()
+    return True

@@ -1,0 +1,30 @@
+"""Errors the service raises for bad input or an illegal move; each names what is wrong."""
+
+from __future__ import annotations
+
+
+class RiskcastError(Exception):
+    """Base of every error meant for the person who caused it."""
+
+
+class NotFound(RiskcastError):
+    pass
+
+
+class InvalidInput(RiskcastError):
+    """Bad input. ``field`` names the field (and ``row`` the line, for files)."""
+
+    def __init__(self, message: str, *, field: str | None = None, row: int | None = None) -> None:
+        where = ""
+        if row is not None:
+            where += f"line {row}: "
+        if field:
+            where += f"{field}: "
+        super().__init__(where + message)
+        self.field = field
+        self.row = row
+        self.reason = message
+
+
+class IllegalState(RiskcastError):
+    """A state move that the state machine does not allow (HTTP 409)."""

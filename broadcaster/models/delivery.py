@@ -1,0 +1,120 @@
+"""Deliveries: one per (campaign, contact), and the only place their states are drawn.
+
+::
+
+    pending ──> queued ──> sending ──> sent ──> delivered
+       │          │  ^        │  │       └────> undelivered | failed      (status callbacks)
+       │          │  └retry───┘  ├──> delivered | undelivered | failed  (callback beat our write)
+       │          │              ├──> failed          (permanent provider error, too many attempts)
+       └──────────┴──────────────┴──> skipped         (reason: opted_out, invalid_number,
+                                                       quiet_hours_expired, cancelled,
+                                                       duplicate_number)
+    failed ──retry-failed (retryable codes only)──> queued
+
+``pending`` waits for a condition (quiet hours, a paused campaign); ``queued`` has, or is
+about to get, a send task. Callbacks only ever move a delivery forward by rank, so a late
+or repeated callback never moves it back. :mod:`broadcaster.deliveries` enforces this.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from broadcaster.db import utcnow
+from broadcaster.models.base import Base
+
+
+class DeliveryState(enum.StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class SkipReason(enum.StrEnum):
+    OPTED_OUT = "opted_out"
+    INVALID_NUMBER = "invalid_number"
+    QUIET_HOURS_EXPIRED = "quiet_hours_expired"
+    CANCELLED = "cancelled"
+    DUPLICATE_NUMBER = "duplicate_number"
+    EXPIRED = "expired"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+
+
+# Forward-only order for callbacks; equal ranks are terminal alternatives.
+RANK: dict[str, int] = {
+    DeliveryState.PENDING: 0,
+    DeliveryState.QUEUED: 1,
+    DeliveryState.SENDING: 2,
+    DeliveryState.SENT: 3,
+    DeliveryState.DELIVERED: 4,
+    DeliveryState.UNDELIVERED: 4,
+    DeliveryState.FAILED: 4,
+    DeliveryState.SKIPPED: 4,
+}
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    DeliveryState.PENDING: frozenset({DeliveryState.QUEUED, DeliveryState.SKIPPED}),
+    DeliveryState.QUEUED: frozenset(
+        {DeliveryState.SENDING, DeliveryState.PENDING, DeliveryState.SKIPPED}
+    ),
+    DeliveryState.SENDING: frozenset(
+        {
+            DeliveryState.QUEUED,
+            DeliveryState.SENT,
+            DeliveryState.DELIVERED,
+            DeliveryState.UNDELIVERED,
+            DeliveryState.FAILED,
+            DeliveryState.SKIPPED,
+        }
+    ),
+    DeliveryState.SENT: frozenset(
+        {DeliveryState.DELIVERED, DeliveryState.UNDELIVERED, DeliveryState.FAILED}
+    ),
+    DeliveryState.FAILED: frozenset({DeliveryState.QUEUED}),
+    DeliveryState.DELIVERED: frozenset(),
+    DeliveryState.UNDELIVERED: frozenset(),
+    DeliveryState.SKIPPED: frozenset(),
+}
+
+UNFINISHED = (DeliveryState.PENDING, DeliveryState.QUEUED, DeliveryState.SENDING)
+
+
+class Delivery(Base):
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "contact_id"),
+        Index("ix_delivery_campaign_state", "campaign_id", "state"),
+        Index("ix_delivery_state_next_attempt", "state", "next_attempt_at"),
+        Index("ix_delivery_batch", "batch"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    # NULL once the person is erased: the row stays so campaign counts stay true.
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("campaign_message.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16), default="sms")
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING.value)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    # The send batch (a token) whose task carries this delivery; see workers.batches.
+    batch: Mapped[str | None] = mapped_column(String(40))
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    error_code: Mapped[int | None]
+    error_message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    queued_at: Mapped[datetime | None]
+    sending_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,41 @@
+"""Pure message logic: templates, languages, rendering, SMS encoding, the catalog.
+
+Imports neither ``broadcaster`` nor ``workers``, touches no database or network.
+"""
+
+from messages.encoding import Segments, segments
+from messages.languages import LANGUAGES, LanguageError, normalize_language
+from messages.rendering import TemplateError, render, validate_body, variables_used
+from messages.templates import (
+    CONTACT_SAMPLES,
+    CONTACT_VARIABLES,
+    TemplateSpec,
+    catalog_dir,
+    choose_language,
+    load_dir,
+    load_template_file,
+    parse_template,
+)
+from messages.wording import WordingWarning, check_wording
+
+__all__ = [
+    "CONTACT_SAMPLES",
+    "CONTACT_VARIABLES",
+    "LANGUAGES",
+    "LanguageError",
+    "Segments",
+    "TemplateError",
+    "TemplateSpec",
+    "WordingWarning",
+    "catalog_dir",
+    "check_wording",
+    "choose_language",
+    "load_dir",
+    "load_template_file",
+    "normalize_language",
+    "parse_template",
+    "render",
+    "segments",
+    "validate_body",
+    "variables_used",
+]

@@ -1,0 +1,132 @@
+"""Fan-out: the right people, once each, in their language, resumable page by page."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from broadcaster import campaigns, contacts, scheduling
+from broadcaster.db import utcnow
+from broadcaster.fanout import fanout_page
+from broadcaster.models import CampaignMessage, CampaignState, Delivery
+from tests import factories
+
+
+def _launch(session: Session, slugs: list[str], **kwargs: object) -> int:
+    camp = factories.campaign(session, slugs, **kwargs)
+    campaigns.schedule(session, camp.id)
+    assert scheduling.claim_due(session, utcnow()) == [(camp.id, camp.priority)]
+    return camp.id
+
+
+def _bodies(session: Session, campaign_id: int) -> dict[int, str]:
+    rows = session.execute(
+        select(Delivery.contact_id, CampaignMessage.body)
+        .join(CampaignMessage, CampaignMessage.id == Delivery.message_id)
+        .where(Delivery.campaign_id == campaign_id)
+    )
+    return dict(rows.all())
+
+
+def test_each_person_once_in_their_language(session: Session) -> None:
+    factories.community(session, "laos", language="lo", kind="country")
+    factories.community(session, "bokeo", parent="laos", kind="province")
+    factories.community(session, "worksite", language="th")
+    lao = factories.contact(session, community_slugs=("laos", "bokeo"), language="lo")
+    thai = factories.contact(
+        session, factories.thai_number(1), community_slugs=("bokeo", "worksite"), language="th"
+    )
+    english = factories.contact(session, community_slugs=("bokeo",), language="en")
+    fallback = factories.contact(session, community_slugs=("worksite",))  # no language: community's
+    outsider = factories.contact(session, language="lo")
+    cid = _launch(session, ["laos", "worksite"])
+    page = fanout_page(session, cid, page_size=100, batch_size=2)
+    assert page.done and page.created == 4
+    bodies = _bodies(session, cid)
+    assert set(bodies) == {lao.id, thai.id, english.id, fallback.id}
+    assert outsider.id not in bodies
+    assert bodies[lao.id].startswith("ມີການກວດ") and bodies[lao.id].endswith("1166.")
+    assert bodies[thai.id].startswith("มีบริการ")
+    assert bodies[english.id] == "Free COVID-19 testing is available. Call 1166."
+    assert bodies[fallback.id].startswith("มีบริการ")
+    # rendered once per language, not per person
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(CampaignMessage)
+            .where(CampaignMessage.campaign_id == cid)
+        )
+        == 3
+    )
+    assert len(page.batches) == 2  # 4 deliveries in batches of 2
+    assert campaigns.get(session, cid).state == CampaignState.SENDING
+
+
+def test_without_descendants_only_direct_members(session: Session) -> None:
+    factories.community(session, "laos", kind="country")
+    factories.community(session, "vientiane", parent="laos")
+    factories.contact(session, community_slugs=("vientiane",))
+    direct = factories.contact(session, community_slugs=("laos",))
+    cid = _launch(session, ["laos"], descendants=False)
+    fanout_page(session, cid, page_size=100, batch_size=100)
+    assert set(_bodies(session, cid)) == {direct.id}
+
+
+def test_opted_out_people_get_nothing(session: Session) -> None:
+    factories.community(session, "village")
+    stays = factories.contact(session, community_slugs=("village",))
+    leaves = factories.contact(session, community_slugs=("village",))
+    contacts.opt_out(session, leaves, source="keyword")
+    cid = _launch(session, ["village"])
+    fanout_page(session, cid, page_size=100, batch_size=100)
+    assert set(_bodies(session, cid)) == {stays.id}
+
+
+def test_pages_resume_and_never_create_twice(session: Session) -> None:
+    factories.community(session, "village")
+    people = [factories.contact(session, community_slugs=("village",)) for _ in range(7)]
+    cid = _launch(session, ["village"])
+    created = []
+    while True:
+        page = fanout_page(session, cid, page_size=3, batch_size=100)
+        created.append(page.created)
+        if page.done:
+            break
+    assert sum(created) == 7 and created[:2] == [3, 3]
+    # running fan-out again (a redelivered task) creates nothing more
+    campaigns.move(session, cid, CampaignState.PAUSED)
+    campaigns.move(session, cid, CampaignState.FANNING_OUT)
+    camp = campaigns.get(session, cid)
+    camp.fanout_cursor = 0
+    page = fanout_page(session, cid, page_size=100, batch_size=100)
+    assert page.created == 0
+    assert set(_bodies(session, cid)) == {p.id for p in people}
+    assert campaigns.get(session, cid).recipients == 7
+
+
+def test_per_contact_variable_renders_per_person(session: Session) -> None:
+    factories.community(session, "village")
+    data = {
+        "key": "greeting",
+        "name": "Greeting",
+        "default_language": "en",
+        "variables": {"hotline": "1166"},
+        "variants": {"en": "Hello {{ name }}, call {{ hotline }} if you feel unwell."},
+    }
+    key = factories.template(session, data)
+    a = factories.contact(session, community_slugs=("village",), name="Noy")
+    b = factories.contact(session, community_slugs=("village",), name="Somchai")
+    cid = _launch(session, ["village"], key=key, variables={"hotline": "166"})
+    fanout_page(session, cid, page_size=100, batch_size=100)
+    bodies = _bodies(session, cid)
+    assert bodies[a.id] == "Hello Noy, call 166 if you feel unwell."
+    assert bodies[b.id] == "Hello Somchai, call 166 if you feel unwell."
+
+
+def test_a_paused_campaign_fans_out_nothing(session: Session) -> None:
+    factories.community(session, "village")
+    factories.contact(session, community_slugs=("village",))
+    cid = _launch(session, ["village"])
+    campaigns.pause(session, cid)
+    page = fanout_page(session, cid, page_size=100, batch_size=100)
+    assert page.created == 0 and _bodies(session, cid) == {}

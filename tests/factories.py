@@ -1,0 +1,72 @@
+"""Test data built through the same domain functions the service uses."""
+
+from __future__ import annotations
+
+import itertools
+
+from sqlalchemy.orm import Session
+
+from broadcaster import campaigns, communities, contacts, templates
+from broadcaster.models import Campaign, Community, Contact
+from messages import parse_template
+
+_seq = itertools.count(1)
+
+THREE_LANGUAGES = {
+    "key": "covid-test",
+    "name": "Testing and hotline",
+    "default_language": "en",
+    "variables": {"hotline": "1166"},
+    "variants": {
+        "en": "Free COVID-19 testing is available. Call {{ hotline }}.",
+        "lo": "ມີການກວດ COVID-19 ຟຣີ. ໂທ {{ hotline }}.",
+        "th": "มีบริการตรวจโควิด-19 ฟรี โทร {{ hotline }}",
+    },
+}
+
+
+def lao_number(n: int) -> str:
+    return f"+856205{n:07d}"
+
+
+def thai_number(n: int) -> str:
+    return f"+6681{n:07d}"
+
+
+def community(session: Session, slug: str | None = None, **kwargs: object) -> Community:
+    slug = slug or f"c{next(_seq)}"
+    return communities.add_community(session, slug, name=kwargs.pop("name", slug.title()), **kwargs)  # type: ignore[arg-type]
+
+
+def contact(
+    session: Session,
+    phone: str | None = None,
+    *,
+    community_slugs: tuple[str, ...] = (),
+    language: str | None = None,
+    name: str | None = None,
+) -> Contact:
+    phone = phone or lao_number(next(_seq))
+    row, _ = contacts.add_contact(
+        session, phone, region="LA", language=language, name=name, communities=community_slugs
+    )
+    return row
+
+
+def template(session: Session, data: dict[str, object] | None = None) -> str:
+    spec = parse_template(data or THREE_LANGUAGES)
+    templates.save_template(session, spec)
+    return spec.key
+
+
+def campaign(
+    session: Session, community_slugs: list[str], *, key: str | None = None, **kwargs: object
+) -> Campaign:
+    key = key or template(session)
+    return campaigns.create_campaign(
+        session,
+        name=str(kwargs.pop("name", "test campaign")),
+        template_key=key,
+        community_slugs=community_slugs,
+        **kwargs,  # type: ignore[arg-type]
+    )

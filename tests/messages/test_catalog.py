@@ -1,0 +1,56 @@
+"""The shipped catalog: every template parses, renders, fits its budget, and is kind."""
+
+from __future__ import annotations
+
+import pytest
+
+from messages import TemplateSpec, catalog_dir, check_wording, load_dir, segments
+
+SPECS = load_dir(catalog_dir())
+VARIANTS = [(spec, language) for spec in SPECS for language in spec.variants]
+
+
+def test_at_least_twelve_templates() -> None:
+    assert len(SPECS) >= 12
+    assert len({spec.key for spec in SPECS}) == len(SPECS)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.key)
+def test_file_name_is_the_key(spec: TemplateSpec) -> None:
+    assert (catalog_dir() / f"{spec.key}.yaml").is_file()
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.key)
+def test_core_languages_everywhere(spec: TemplateSpec) -> None:
+    assert {"lo", "th", "en"} <= set(spec.variants)
+    assert spec.default_language == "en"
+    assert spec.variables.get("hotline") == "1166"
+    assert spec.source
+
+
+@pytest.mark.parametrize("language", ["km", "vi", "my"])
+def test_more_languages_in_at_least_four(language: str) -> None:
+    assert sum(language in spec.variants for spec in SPECS) >= 4
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.key)
+def test_unreviewed_translations_are_marked(spec: TemplateSpec) -> None:
+    # Every non-English variant is a machine-quality draft until a native speaker
+    # has read it.
+    assert spec.review is True
+
+
+@pytest.mark.parametrize(("spec", "language"), VARIANTS, ids=lambda v: getattr(v, "key", v))
+def test_variant_renders_within_budget(spec: TemplateSpec, language: str) -> None:
+    text = spec.preview(language)
+    cost = segments(text)
+    assert cost.parts <= spec.budget, f"{cost.units} {cost.encoding} units"
+    if language == "en":
+        # A stray curly quote would triple the cost of the English text.
+        assert cost.encoding == "GSM-7", cost.non_gsm
+    assert spec.variables["hotline"] in text
+
+
+@pytest.mark.parametrize(("spec", "language"), VARIANTS, ids=lambda v: getattr(v, "key", v))
+def test_variant_wording_is_stigma_free(spec: TemplateSpec, language: str) -> None:
+    assert check_wording(spec.preview(language), language) == []

@@ -1,0 +1,206 @@
+"""A whole riskcast on this machine for pipeline tests: real worker and scheduler processes
+on real Redis, a real database, the HTTP Twilio simulator (spoken to by the real twilio SDK)
+and the API receiving the simulator's signed status callbacks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from broadcaster.api.app import create_app
+from broadcaster.config import load_settings
+from broadcaster.runtime import Runtime
+from tests.services import REDIS_URL, migrated_database, redis_client
+from workers.providers.simulator import SimulatorCore
+from workers.providers.simulator_server import SimulatorServer
+
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "test-auth-token"
+FROM_NUMBER = "+15005550006"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class ApiServer:
+    """The API on a loopback port bound at once, so its URL is known before it starts."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self, runtime: Runtime) -> ApiServer:
+        self.server = uvicorn.Server(
+            uvicorn.Config(create_app(runtime), log_level="warning", lifespan="off")
+        )
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+        self.thread.start()
+        wait_for(lambda: self.server.started, 10, "the API to start", 0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+class Stack:
+    def __init__(
+        self, tmp_path: Path, *, db: str = "postgresql", env: dict[str, str] | None = None
+    ) -> None:
+        self.tmp_path = tmp_path
+        self.db_kind = db
+        self.redis = redis_client()
+        self.redis.flushdb()
+        self._db = migrated_database(db, str(tmp_path))
+        self.database_url, self.engine = self._db.__enter__()
+        self.core = SimulatorCore(ACCOUNT_SID, AUTH_TOKEN, callback_delay=0.05)
+        self.sim = SimulatorServer(self.core).start()
+        self.env = {
+            **os.environ,
+            "RISKCAST_DATABASE_URL": self.database_url,
+            "RISKCAST_BROKER_URL": REDIS_URL,
+            "RISKCAST_PROVIDER": "twilio",
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_FROM_NUMBER": FROM_NUMBER,
+            "RISKCAST_TWILIO_BASE_URL": self.sim.url,
+            "RISKCAST_SCHEDULER_INTERVAL": "0.5",
+            "RISKCAST_RECONCILE_INTERVAL": "2",
+            "RISKCAST_SENDING_TIMEOUT": "5",
+            "RISKCAST_SEND_RATE": "2000",
+            "RISKCAST_LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        self.env.pop("RISKCAST_PUBLIC_URL", None)
+        # The API in this process receives the simulator's callbacks.
+        self.api = ApiServer()
+        self.runtime = Runtime(
+            load_settings(
+                database_url=self.database_url,
+                twilio_auth_token=AUTH_TOKEN,
+                public_url=self.api.url,
+            )
+        )
+        self.api.start(self.runtime)
+        self.env["RISKCAST_PUBLIC_URL"] = self.api.url
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+
+    # -- processes -----------------------------------------------------------------
+    def spawn(self, *args: str, name: str) -> subprocess.Popen[bytes]:
+        log = self.tmp_path / f"{name}-{len(self.logs)}.log"
+        self.logs.append(log)
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "workers.cli", *args],
+                env=self.env,
+                cwd=self.tmp_path,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: kill -9 takes its children
+            )
+        self.processes.append(proc)
+        return proc
+
+    def start_worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
+        return self.spawn(
+            "worker", "--concurrency", str(concurrency), "--loglevel", "WARNING", name="worker"
+        )
+
+    def start_scheduler(self) -> subprocess.Popen[bytes]:
+        return self.spawn("scheduler", "--loglevel", "WARNING", name="scheduler")
+
+    @staticmethod
+    def kill9(proc: subprocess.Popen[bytes]) -> None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "workers.cli", *args],
+            env=self.env,
+            cwd=self.tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"riskcast {' '.join(args)} failed: {result.stderr}{result.stdout}"
+            )
+        return result
+
+    def status(self, campaign_id: int) -> dict[str, Any]:
+        from broadcaster import campaigns  # noqa: PLC0415 - keep module import light
+
+        with self.runtime.session() as session:
+            return campaigns.status(session, campaign_id)
+
+    def wait_completed(
+        self, campaign_id: int, timeout: float = 120, *, delivered: int | None = None
+    ) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            st = self.status(campaign_id)
+            if st["state"] != "completed":
+                return None
+            if delivered is not None and st["counts"]["delivered"] < delivered:
+                return None
+            return st
+
+        return wait_for(done, timeout, f"campaign {campaign_id} to complete")
+
+    def dump_logs(self) -> str:
+        return "\n".join(
+            f"== {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in self.logs if p.exists()
+        )
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(10)
+                except (subprocess.TimeoutExpired, ProcessLookupError):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(10)
+        self.api.stop()
+        self.sim.stop()
+        self.core.stop()
+        self.runtime.dispose()
+        self._db.__exit__(None, None, None)
+        self.redis.flushdb()
+
+
+def write_template(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(data, ensure_ascii=False))  # JSON is YAML
+    return path

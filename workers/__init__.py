@@ -1,0 +1,1 @@
+"""riskcast's workers: the Celery app, its tasks and the provider gateways."""

@@ -1,0 +1,72 @@
+"""The Celery application: the only place Celery is configured.
+
+Queues: ``urgent`` and ``bulk`` carry campaign work (a 200,000-message bulk campaign never
+sits in front of an urgent alert), ``control`` carries the scheduler and reconciler ticks.
+Late acks with reject-on-worker-lost put a killed worker's task back; the database, not
+the queue, decides whether anything is still to be sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from broadcaster.config import Settings, get_settings
+
+QUEUES = ("control", "urgent", "bulk")
+TICK_TASK = "riskcast.tick"
+RECONCILE_TASK = "riskcast.reconcile"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    broker = settings.broker_url or "memory://"
+    transport: dict[str, Any] = {
+        # Redis redelivers an unacked message after this; the reconciler covers the rest.
+        "visibility_timeout": 3600,
+    }
+    if broker.startswith("memory"):
+        transport["polling_interval"] = 0.05
+    return {
+        "broker_url": broker,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": "bulk",
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_create_missing_queues": False,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "beat_schedule": {
+            "tick": {
+                "task": TICK_TASK,
+                "schedule": settings.scheduler_interval,
+                "options": {"queue": "control", "expires": settings.scheduler_interval * 5},
+            },
+            "reconcile": {
+                "task": RECONCILE_TASK,
+                "schedule": settings.reconcile_interval,
+                "options": {"queue": "control", "expires": settings.reconcile_interval * 2},
+            },
+        },
+    }
+
+
+celery_app = Celery("riskcast", include=["workers.tasks"])
+
+
+@celery_app.on_configure.connect
+def _configure(sender: Celery, **_: Any) -> None:
+    # Read the environment when Celery first needs its configuration, not at import, so a
+    # bad setting is reported by the CLI as one line naming the variable.
+    sender.conf.update(celery_config(get_settings()))

@@ -1,0 +1,158 @@
+"""The ``riskcast`` console script: the service's commands plus the processes that run it
+(worker, scheduler, API, all-in-one ``serve``, and the Twilio simulator)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Annotated
+
+import typer
+import uvicorn
+from celery.beat import EmbeddedService
+
+from broadcaster.api.app import create_app
+from broadcaster.cli import app, console, fail, friendly
+from broadcaster.config import ConfigError, get_settings
+from broadcaster.logging import configure_logging
+from broadcaster.runtime import get_runtime
+from broadcaster.schema import upgrade
+from workers.app import QUEUES, celery_app
+from workers.providers.simulator import SimulatorCore
+from workers.providers.simulator_server import run_simulator
+
+log = logging.getLogger("riskcast")
+
+
+@app.command("worker")
+@friendly
+def worker(
+    queues: Annotated[str, typer.Option(help="Queues to consume, comma-separated.")] = ",".join(
+        QUEUES
+    ),
+    concurrency: Annotated[int, typer.Option(help="Processes (or threads) to run.")] = 4,
+    pool: Annotated[str, typer.Option(help="prefork, threads or solo.")] = "prefork",
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """A Celery worker on the configured broker (RISKCAST_BROKER_URL)."""
+    settings = get_settings()
+    if not settings.broker_url:
+        fail(
+            "RISKCAST_BROKER_URL: a worker needs a shared broker such as redis://127.0.0.1:6379/0 (riskcast serve runs everything in one process without one)"
+        )
+    celery_app.worker_main(
+        ["worker", "-Q", queues, "-c", str(concurrency), "-P", pool, "--loglevel", loglevel, "-E"]
+    )
+
+
+@app.command("scheduler")
+@friendly
+def scheduler(loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO") -> None:
+    """Celery beat: the scheduler and reconciler ticks. Run one (a second one is harmless)."""
+    settings = get_settings()
+    if not settings.broker_url:
+        fail(
+            "RISKCAST_BROKER_URL: the scheduler needs a shared broker such as redis://127.0.0.1:6379/0"
+        )
+    celery_app.start(["beat", "--loglevel", loglevel, "--scheduler", "celery.beat:Scheduler"])
+
+
+@app.command("api")
+@friendly
+def api(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """The HTTP API, dashboard and Twilio webhooks."""
+    # log_config=None: uvicorn logs through our handler, where numbers are masked.
+    uvicorn.run(create_app(get_runtime()), host=host, port=port, log_level="info", log_config=None)
+
+
+@app.command("simulator")
+@friendly
+def simulator(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8765,
+    rate_429: Annotated[
+        float, typer.Option("--rate-429", help="Share of requests answered 429.")
+    ] = 0.0,
+    rate_500: Annotated[
+        float, typer.Option("--rate-500", help="Share of requests answered 500.")
+    ] = 0.0,
+    latency_ms: Annotated[float, typer.Option(help="Added latency per request, ms.")] = 0.0,
+) -> None:
+    """A Twilio-compatible Messages API with signed status callbacks, for tests and demos.
+
+    It accepts TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN (or the built-in simulator pair)."""
+    settings = get_settings()
+    rates = {k: v for k, v in ((429, rate_429), (500, rate_500)) if v > 0}
+    core = SimulatorCore(
+        settings.account_sid, settings.auth_token, error_rates=rates, latency=latency_ms / 1000
+    )
+    console.print(f"Twilio simulator on http://{host}:{port} (account {settings.account_sid})")
+    run_simulator(host, port, core)
+
+
+@app.command("serve")
+@friendly
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    concurrency: Annotated[int, typer.Option(help="Sending threads.")] = 4,
+) -> None:
+    """Everything in one process: API, worker, scheduler and the Twilio simulator."""
+    settings = get_settings()
+    if "RISKCAST_PUBLIC_URL" not in os.environ:
+        # Status callbacks from the in-process simulator come back to this very server.
+        os.environ["RISKCAST_PUBLIC_URL"] = f"http://{host}:{port}"
+        get_settings.cache_clear()
+        settings = get_settings()
+    runtime = get_runtime()
+    upgrade(runtime.engine)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(runtime), host=host, port=port, log_level="warning", log_config=None
+        )
+    )
+    api_thread = threading.Thread(target=server.run, name="api", daemon=True)
+    api_thread.start()
+    beat = EmbeddedService(celery_app, thread=True, scheduler_cls="celery.beat:Scheduler")
+    beat.start()
+    console.print(f"riskcast is running at [bold]http://{host}:{port}[/bold]")
+    console.print(f"data: {runtime.engine.url.render_as_string(hide_password=True)}")
+    console.print(
+        f"queue: {settings.broker_url or 'in-process'}; provider: {settings.provider}; stop with Ctrl-C"
+    )
+    worker = celery_app.Worker(
+        pool="threads",
+        concurrency=concurrency,
+        queues=list(QUEUES),
+        loglevel="WARNING",
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+    )
+    try:
+        worker.start()
+    finally:
+        beat.stop()
+        server.should_exit = True
+        api_thread.join(timeout=5)
+
+
+def main() -> None:
+    configure_logging(os.environ.get("RISKCAST_LOG_LEVEL", "INFO"))
+    try:
+        get_settings()
+    except ConfigError as exc:
+        sys.stderr.write(f"riskcast: configuration error: {exc}\n")
+        raise SystemExit(2) from None
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    app()
+
+
+if __name__ == "__main__":
+    main()

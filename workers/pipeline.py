@@ -1,0 +1,125 @@
+"""The scheduler tick, the fan-out loop and the reconciler, as plain functions.
+
+Each opens its own short transactions through the context's runtime and enqueues only
+after they commit. Tasks in :mod:`workers.tasks` call these and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from broadcaster import scheduling
+from broadcaster.db import on_commit, utcnow
+from broadcaster.fanout import fanout_page
+from broadcaster.models import CampaignState
+from workers.context import Context
+from workers.leases import HELD_TTL
+from workers.sending import FANOUT_TASK, enqueue_batches
+
+log = logging.getLogger(__name__)
+
+# A batch handed out this recently may not have its lease yet (commit, then lease).
+LEASE_GRACE = 10.0
+
+
+def fanout_token(campaign_id: int) -> str:
+    return f"fanout:{campaign_id}"
+
+
+def enqueue_fanout(ctx: Context, campaign_id: int, priority: str) -> None:
+    ctx.leases.grant(fanout_token(campaign_id))
+    ctx.enqueue(FANOUT_TASK, [campaign_id], priority)
+
+
+def restart_fanouts(ctx: Context) -> int:
+    """Fan-outs with no lease (lost task, killed worker, resumed campaign) start again;
+    they continue from the saved cursor."""
+    restarted = 0
+    with ctx.runtime.session() as session:
+        fanouts = scheduling.campaigns_in(session, CampaignState.FANNING_OUT)
+    live = ctx.leases.live(fanout_token(c) for c, _ in fanouts)
+    for campaign_id, priority in fanouts:
+        if fanout_token(campaign_id) not in live:
+            restarted += 1
+            enqueue_fanout(ctx, campaign_id, priority)
+    return restarted
+
+
+@dataclass
+class TickReport:
+    claimed: list[int] = field(default_factory=list)
+    restarted_fanouts: int = 0
+    released: int = 0
+    batches: int = 0
+    completed: list[int] = field(default_factory=list)
+
+
+def tick(ctx: Context) -> TickReport:
+    """Start due campaigns; enqueue queued deliveries that have no task; complete finished."""
+    report = TickReport()
+    now = utcnow()
+    with ctx.runtime.session() as session:
+        claimed = scheduling.claim_due(session, now)
+        report.claimed = [cid for cid, _ in claimed]
+        for campaign_id, priority in claimed:
+            on_commit(session, lambda c=campaign_id, p=priority: enqueue_fanout(ctx, c, p))
+    report.restarted_fanouts = restart_fanouts(ctx)
+    with ctx.runtime.session() as session:
+        report.released = scheduling.release_quiet(session, now)
+    with ctx.runtime.session() as session:
+        batches = scheduling.assign_batches(session, now, batch_size=ctx.settings.send_batch_size)
+        report.batches = len(batches)
+        on_commit(session, lambda: enqueue_batches(ctx, batches))
+    with ctx.runtime.session() as session:
+        report.completed = scheduling.complete_finished(session)
+    return report
+
+
+def run_fanout(ctx: Context, campaign_id: int) -> int:
+    """Fan a campaign out page by page; each page commits, then its batches are enqueued."""
+    token = fanout_token(campaign_id)
+    created = 0
+    while True:
+        ctx.leases.renew(token, HELD_TTL)
+        with ctx.runtime.session() as session:
+            page = fanout_page(
+                session,
+                campaign_id,
+                page_size=ctx.settings.fanout_batch_size,
+                batch_size=ctx.settings.send_batch_size,
+            )
+            batches = [scheduling.Batch(t, campaign_id, page.priority) for t in page.batches]
+            on_commit(session, lambda b=batches: enqueue_batches(ctx, b))
+        created += page.created
+        if page.done:
+            break
+    ctx.leases.release(token)
+    log.info("campaign %s: fan-out created %s deliveries", campaign_id, created)
+    return created
+
+
+@dataclass
+class ReconcileReport:
+    lost_batches: int = 0
+    requeued_sending: int = 0
+
+
+def reconcile(ctx: Context) -> ReconcileReport:
+    """Find work whose task was lost (Redis flushed or restarted, a worker killed) and
+    put it back; resolve deliveries stuck in ``sending`` before anything is sent again."""
+    report = ReconcileReport()
+    now = utcnow()
+    with ctx.runtime.session() as session:
+        candidates = scheduling.open_batches(session, now - timedelta(seconds=LEASE_GRACE))
+        live = ctx.leases.live(b.token for b in candidates)
+        lost = [b.token for b in candidates if b.token not in live]
+        report.lost_batches = len(lost)
+        scheduling.forget_batches(session, lost)
+    with ctx.runtime.session() as session:
+        stuck = scheduling.stuck_sending(session, now, ctx.settings.sending_timeout)
+        report.requeued_sending = scheduling.requeue(session, stuck)
+    if report.lost_batches or report.requeued_sending:
+        log.warning("reconciler: %s", report)
+    return report

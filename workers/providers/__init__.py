@@ -1,0 +1,1 @@
+"""Provider gateways: one interface, Twilio and the built-in simulator behind it."""

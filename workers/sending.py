@@ -1,0 +1,305 @@
+"""Sending one batch of deliveries: plain functions, called by the send task and by tests.
+
+For each delivery: win it with a conditional UPDATE (``queued -> sending``; only one worker
+can), check the campaign and the contact again (an opt-out recorded a moment ago counts),
+take a slot from the fleet-wide rate limiter, make exactly one provider request, record the
+outcome. Retries are written to the database with a time (``next_attempt_at``), never held
+in the broker, so a flushed Redis loses no retry.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from broadcaster import campaigns, contacts, deliveries, scheduling
+from broadcaster.db import on_commit, utcnow
+from broadcaster.models import (
+    Campaign,
+    CampaignMessage,
+    CampaignState,
+    ConsentSource,
+    Contact,
+    ContactStatus,
+    Delivery,
+    DeliveryState,
+    Priority,
+    SkipReason,
+)
+from broadcaster.phones import mask_phone
+from broadcaster.webhooks import status_callback_url
+from workers.context import Context
+from workers.providers.base import ErrorKind, OutboundMessage, ProviderError
+from workers.providers.errors import OPTED_OUT_CODE
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 2.0  # seconds
+BACKOFF_CAP = 300.0
+MAX_RETRY_AGE = timedelta(hours=6)
+# A bulk batch hands its remainder back after this long, so urgent work is never behind it.
+BULK_SLICE = 2.0
+
+
+class Outcome(enum.StrEnum):
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    NOT_MINE = "not_mine"  # another worker has it, or it is not due
+    HELD = "held"  # the campaign is paused or stopped
+    STOP = "stop"  # configuration error: the campaign was stopped
+
+
+@dataclass
+class BatchReport:
+    outcomes: dict[str, int] = field(default_factory=dict)
+    handed_back: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        self.outcomes[outcome.value] = self.outcomes.get(outcome.value, 0) + 1
+
+
+def backoff(attempt: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempt - 1))
+    return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+def _claim(session: Session, delivery_id: int, now: datetime) -> bool:
+    active = select(Campaign.id).where(
+        Campaign.state.in_([CampaignState.SENDING.value, CampaignState.FANNING_OUT.value])
+    )
+    return bool(
+        deliveries.move(
+            session,
+            and_(
+                Delivery.id == delivery_id,
+                or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+                Delivery.campaign_id.in_(active),
+            ),
+            DeliveryState.SENDING,
+            only_from=[DeliveryState.QUEUED],
+            values={"attempts": Delivery.attempts + 1, "sending_at": now},
+        )
+    )
+
+
+def prepare(ctx: Context, session: Session, delivery_id: int) -> OutboundMessage | Outcome:
+    """Win the delivery and build its message, or say why it is not to be sent now."""
+    now = utcnow()
+    if not _claim(session, delivery_id, now):
+        return Outcome.NOT_MINE
+    row = session.execute(
+        select(
+            Delivery.attempts,
+            Delivery.channel,
+            Contact.phone,
+            Contact.status,
+            CampaignMessage.body,
+            Campaign.valid_until,
+        )
+        .join(CampaignMessage, CampaignMessage.id == Delivery.message_id)
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .outerjoin(Contact, Contact.id == Delivery.contact_id)
+        .where(Delivery.id == delivery_id)
+    ).one()
+    this = Delivery.id == delivery_id
+    if row.phone is None or row.status != ContactStatus.ACTIVE:
+        deliveries.move(
+            session,
+            this,
+            DeliveryState.SKIPPED,
+            values={"reason": SkipReason.OPTED_OUT.value, "finished_at": now},
+        )
+        return Outcome.SKIPPED
+    if row.valid_until is not None and row.valid_until <= now:
+        deliveries.move(
+            session,
+            this,
+            DeliveryState.SKIPPED,
+            values={"reason": SkipReason.EXPIRED.value, "finished_at": now},
+        )
+        return Outcome.SKIPPED
+    if row.attempts > ctx.settings.max_attempts:
+        # A delivery whose sends keep killing the worker is given up here, with a reason.
+        deliveries.move(
+            session,
+            this,
+            DeliveryState.FAILED,
+            values={"reason": SkipReason.TOO_MANY_ATTEMPTS.value, "finished_at": now},
+        )
+        return Outcome.FAILED
+    to = f"whatsapp:{row.phone}" if row.channel == "whatsapp" else row.phone
+    validity = None
+    if row.valid_until is not None:
+        validity = max(1, min(36000, int((row.valid_until - now).total_seconds())))
+    return OutboundMessage(
+        delivery_id=delivery_id,
+        to=to,
+        body=row.body,
+        status_callback=status_callback_url(ctx.settings.public_url, delivery_id),
+        validity_period=validity,
+    )
+
+
+def record_sent(session: Session, delivery_id: int, sid: str) -> None:
+    this = Delivery.id == delivery_id
+    if not deliveries.move(
+        session,
+        this,
+        DeliveryState.SENT,
+        only_from=[DeliveryState.SENDING],
+        values={"provider_sid": sid, "sent_at": utcnow()},
+    ):
+        # A callback got here first and moved it further; keep the SID all the same.
+        session.execute(
+            update(Delivery)
+            .where(this, Delivery.provider_sid.is_(None))
+            .values(provider_sid=sid)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def record_error(
+    ctx: Context, session: Session, delivery_id: int, campaign_id: int, err: ProviderError
+) -> Outcome:
+    now = utcnow()
+    this = Delivery.id == delivery_id
+    fields = {"error_code": err.code or err.http_status, "error_message": str(err)[:500]}
+    if err.kind is ErrorKind.CONFIGURATION:
+        deliveries.move(
+            session,
+            this,
+            DeliveryState.QUEUED,
+            values={**fields, "batch": None, "attempts": Delivery.attempts - 1},
+        )
+        campaigns.stop(session, campaign_id, error=f"provider configuration error: {err}")
+        log.error("campaign %s stopped: %s", campaign_id, err)
+        return Outcome.STOP
+    if err.kind is ErrorKind.RETRYABLE:
+        created, attempts = session.execute(
+            select(Delivery.created_at, Delivery.attempts).where(this)
+        ).one()
+        if now - created < MAX_RETRY_AGE and attempts < ctx.settings.max_attempts:
+            deliveries.move(
+                session,
+                this,
+                DeliveryState.QUEUED,
+                values={
+                    **fields,
+                    "batch": None,
+                    "next_attempt_at": now + timedelta(seconds=backoff(attempts)),
+                },
+            )
+            return Outcome.RETRY
+    deliveries.move(session, this, DeliveryState.FAILED, values={**fields, "finished_at": now})
+    if err.code == OPTED_OUT_CODE:
+        contact = session.scalar(
+            select(Contact).join(Delivery, Delivery.contact_id == Contact.id).where(this)
+        )
+        if contact is not None:
+            contacts.opt_out(session, contact, source=ConsentSource.PROVIDER.value)
+    return Outcome.FAILED
+
+
+def send_one(ctx: Context, delivery_id: int, campaign_id: int) -> Outcome:
+    with ctx.runtime.session() as session:
+        prepared = prepare(ctx, session, delivery_id)
+    if isinstance(prepared, Outcome):
+        return prepared
+    try:
+        parts = _parts(ctx, delivery_id)
+        ctx.limiter.acquire(parts)
+        result = ctx.provider.send(prepared)
+    except ProviderError as err:
+        log.info(
+            "delivery %s to %s: %s",
+            delivery_id,
+            mask_phone(prepared.to.removeprefix("whatsapp:")),
+            err,
+        )
+        with ctx.runtime.session() as session:
+            return record_error(ctx, session, delivery_id, campaign_id, err)
+    except Exception:
+        # Nothing reached the provider (the limiter or our own code failed): hand it back.
+        with ctx.runtime.session() as session:
+            deliveries.move(
+                session,
+                Delivery.id == delivery_id,
+                DeliveryState.QUEUED,
+                only_from=[DeliveryState.SENDING],
+                values={"batch": None},
+            )
+        raise
+    with ctx.runtime.session() as session:
+        record_sent(session, delivery_id, result.sid)
+    return Outcome.SENT
+
+
+def _parts(ctx: Context, delivery_id: int) -> int:
+    if ctx.extras.get("ignore_segments"):
+        return 1
+    with ctx.runtime.session() as session:
+        parts = session.scalar(
+            select(CampaignMessage.parts)
+            .join(Delivery, Delivery.message_id == CampaignMessage.id)
+            .where(Delivery.id == delivery_id)
+        )
+    return max(1, parts or 1)
+
+
+def send_batch(ctx: Context, token: str, campaign_id: int, priority: str) -> BatchReport:
+    """Send the queued deliveries of batch ``token`` in order; give back what is left."""
+    report = BatchReport()
+    ctx.leases.renew(token)
+    with ctx.runtime.session() as session:
+        ids = list(
+            session.scalars(
+                select(Delivery.id)
+                .where(Delivery.batch == token, Delivery.state == DeliveryState.QUEUED.value)
+                .order_by(Delivery.id)
+            )
+        )
+    started = time.monotonic()
+    try:
+        for position, delivery_id in enumerate(ids):
+            if priority == Priority.BULK and time.monotonic() - started > BULK_SLICE:
+                report.handed_back = len(ids) - position
+                break
+            outcome = send_one(ctx, delivery_id, campaign_id)
+            report.add(outcome)
+            ctx.leases.renew(token)
+            if outcome is Outcome.STOP:
+                break
+    finally:
+        with ctx.runtime.session() as session:
+            if report.handed_back:
+                # The rest goes to the back of the queue under a new token.
+                rest = scheduling.rebatch(session, token)
+                on_commit(session, lambda: enqueue_batches(ctx, [rest]))
+            else:
+                # Whatever was not sent (paused, not yet due) returns to the pool; the
+                # scheduler tick gives it a new batch when it can go.
+                scheduling.forget_batches(session, [token])
+            campaigns.complete_if_done(session, campaign_id)
+        ctx.leases.release(token)
+    return report
+
+
+SEND_TASK = "riskcast.send_batch"
+FANOUT_TASK = "riskcast.fanout"
+
+
+def enqueue_batches(ctx: Context, batches: list[scheduling.Batch]) -> None:
+    """Lease and enqueue one send task per batch (call after the commit that wrote them)."""
+    for batch in batches:
+        ctx.leases.grant(batch.token)
+        ctx.enqueue(SEND_TASK, [batch.token, batch.campaign_id, batch.priority], batch.priority)
