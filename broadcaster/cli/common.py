@@ -1,0 +1,71 @@
+"""What every CLI command shares: one unit of work, friendly errors, audit, output."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.orm import Session
+
+from broadcaster import audit
+from broadcaster.config import ConfigError
+from broadcaster.errors import RiskcastError
+from broadcaster.runtime import get_runtime
+from messages import TemplateError
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def friendly(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn riskcast's own errors into one line on stderr and exit code 1."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (RiskcastError, ConfigError, TemplateError) as exc:
+            fail(str(exc))
+            raise AssertionError("unreachable") from exc
+
+    return wrapper
+
+
+def actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    with get_runtime().session() as session:
+        yield session
+
+
+def log_action(
+    session: Session, action: str, object_type: str, object_id: object, **detail: Any
+) -> None:
+    audit.record(
+        session,
+        actor=actor(),
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        detail=detail,
+        source="cli",
+    )

@@ -1,0 +1,50 @@
+"""CLI: communities."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from broadcaster import communities
+from broadcaster.cli.common import console, friendly, log_action, unit_of_work
+
+app = typer.Typer(help="Communities (a hierarchy of places and groups).", no_args_is_help=True)
+
+
+@app.command("add")
+@friendly
+def communities_add(
+    slug: str,
+    name: Annotated[str, typer.Option(help="Display name.")],
+    parent: Annotated[str | None, typer.Option(help="Slug of the parent community.")] = None,
+    country: Annotated[str | None, typer.Option(help="Two-letter country code.")] = None,
+    language: Annotated[
+        str | None, typer.Option(help="Default language (lo, th, en, ...).")
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA time zone, e.g. Asia/Vientiane.")
+    ] = None,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="country, province, district, village, border_crossing, worksite, quarantine_centre, other"
+        ),
+    ] = "other",
+) -> None:
+    """Add a community."""
+    with unit_of_work() as session:
+        community = communities.add_community(
+            session,
+            slug,
+            name=name,
+            parent=parent,
+            country=country,
+            language=language,
+            timezone=timezone,
+            kind=kind,
+        )
+        log_action(session, "community.add", "community", community.id, slug=slug)
+        console.print(
+            f"community {community.slug} added ({community.language}, {community.timezone})"
+        )
