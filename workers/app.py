@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from broadcaster.config import Settings, get_settings
 
@@ -41,7 +41,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_default_queue": "bulk",
-        "task_queues": [Queue(name) for name in QUEUES],
+        "task_default_exchange": "",
+        "task_default_routing_key": "bulk",
+        # Every queue on the anonymous exchange: a message goes straight to the list named
+        # by its queue, with no binding to look up. Bindings live in Redis, and after a
+        # FLUSHALL or a restart a publish through a named exchange would find none and be
+        # dropped without a word.
+        "task_queues": [Queue(name, Exchange(""), routing_key=name) for name in QUEUES],
         "task_create_missing_queues": False,
         "worker_send_task_events": True,
         "task_send_sent_event": True,

@@ -15,7 +15,6 @@ from broadcaster.db import on_commit, utcnow
 from broadcaster.fanout import fanout_page
 from broadcaster.models import CampaignState
 from workers.context import Context
-from workers.leases import HELD_TTL
 from workers.sending import FANOUT_TASK, enqueue_batches
 
 log = logging.getLogger(__name__)
@@ -29,8 +28,8 @@ def fanout_token(campaign_id: int) -> str:
 
 
 def enqueue_fanout(ctx: Context, campaign_id: int, priority: str) -> None:
-    ctx.leases.grant(fanout_token(campaign_id))
     ctx.enqueue(FANOUT_TASK, [campaign_id], priority)
+    ctx.leases.grant(fanout_token(campaign_id))
 
 
 def restart_fanouts(ctx: Context) -> int:
@@ -82,7 +81,7 @@ def run_fanout(ctx: Context, campaign_id: int) -> int:
     token = fanout_token(campaign_id)
     created = 0
     while True:
-        ctx.leases.renew(token, HELD_TTL)
+        ctx.leases.renew(token, ctx.settings.lease_ttl)
         with ctx.runtime.session() as session:
             page = fanout_page(
                 session,

@@ -13,10 +13,12 @@ import enum
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from broadcaster import campaigns, contacts, deliveries, scheduling
@@ -67,9 +69,9 @@ class BatchReport:
         self.outcomes[outcome.value] = self.outcomes.get(outcome.value, 0) + 1
 
 
-def backoff(attempt: int, rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempt - 1))
+def backoff(attempt: int, base: float = BACKOFF_BASE, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: uniform in [c/2, c], c = min(cap, base * 2**(n-1))."""
+    ceiling = min(BACKOFF_CAP, base * 2 ** max(0, attempt - 1))
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
@@ -196,7 +198,8 @@ def record_error(
                 values={
                     **fields,
                     "batch": None,
-                    "next_attempt_at": now + timedelta(seconds=backoff(attempts)),
+                    "next_attempt_at": now
+                    + timedelta(seconds=backoff(attempts, ctx.settings.retry_base)),
                 },
             )
             return Outcome.RETRY
@@ -220,6 +223,11 @@ def send_one(ctx: Context, delivery_id: int, campaign_id: int) -> Outcome:
         ctx.limiter.acquire(parts)
         result = ctx.provider.send(prepared)
     except ProviderError as err:
+        if err.ambiguous:
+            # It may have been accepted: leave it `sending`. A status callback settles it;
+            # with none by the timeout, the reconciler queues it again.
+            log.warning("delivery %s: %s; waiting for a status callback", delivery_id, err)
+            return Outcome.HELD
         log.info(
             "delivery %s to %s: %s",
             delivery_id,
@@ -239,9 +247,30 @@ def send_one(ctx: Context, delivery_id: int, campaign_id: int) -> Outcome:
                 values={"batch": None},
             )
         raise
-    with ctx.runtime.session() as session:
-        record_sent(session, delivery_id, result.sid)
+    # The provider has the message: its SID must be written, even through a database blip.
+    with_db_retry(ctx, lambda session: record_sent(session, delivery_id, result.sid))
     return Outcome.SENT
+
+
+DB_RETRY_FOR = 60.0
+
+
+def with_db_retry(ctx: Context, work: Callable[[Session], None]) -> None:
+    """Run ``work`` in its own transaction, retrying while the database is unreachable."""
+    deadline = time.monotonic() + DB_RETRY_FOR
+    delay = 0.2
+    while True:
+        try:
+            with ctx.runtime.session() as session:
+                work(session)
+        except OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("database unreachable; retrying in %.1fs", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        else:
+            return
 
 
 def _parts(ctx: Context, delivery_id: int) -> int:
@@ -259,7 +288,8 @@ def _parts(ctx: Context, delivery_id: int) -> int:
 def send_batch(ctx: Context, token: str, campaign_id: int, priority: str) -> BatchReport:
     """Send the queued deliveries of batch ``token`` in order; give back what is left."""
     report = BatchReport()
-    ctx.leases.renew(token)
+    ttl = ctx.settings.lease_ttl
+    ctx.leases.renew(token, ttl)
     with ctx.runtime.session() as session:
         ids = list(
             session.scalars(
@@ -276,11 +306,12 @@ def send_batch(ctx: Context, token: str, campaign_id: int, priority: str) -> Bat
                 break
             outcome = send_one(ctx, delivery_id, campaign_id)
             report.add(outcome)
-            ctx.leases.renew(token)
+            ctx.leases.renew(token, ttl)
             if outcome is Outcome.STOP:
                 break
     finally:
-        with ctx.runtime.session() as session:
+
+        def close(session: Session) -> None:
             if report.handed_back:
                 # The rest goes to the back of the queue under a new token.
                 rest = scheduling.rebatch(session, token)
@@ -290,6 +321,8 @@ def send_batch(ctx: Context, token: str, campaign_id: int, priority: str) -> Bat
                 # scheduler tick gives it a new batch when it can go.
                 scheduling.forget_batches(session, [token])
             campaigns.complete_if_done(session, campaign_id)
+
+        with_db_retry(ctx, close)
         ctx.leases.release(token)
     return report
 
@@ -301,5 +334,7 @@ FANOUT_TASK = "riskcast.fanout"
 def enqueue_batches(ctx: Context, batches: list[scheduling.Batch]) -> None:
     """Lease and enqueue one send task per batch (call after the commit that wrote them)."""
     for batch in batches:
-        ctx.leases.grant(batch.token)
+        # Enqueue first: a lease for a message that never left would hide the work from the
+        # reconciler for hours, while a task that starts before its lease is harmless.
         ctx.enqueue(SEND_TASK, [batch.token, batch.campaign_id, batch.priority], batch.priority)
+        ctx.leases.grant(batch.token)

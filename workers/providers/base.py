@@ -43,11 +43,15 @@ class ProviderError(Exception):
         kind: ErrorKind,
         code: int | None = None,
         http_status: int | None = None,
+        ambiguous: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.code = code
         self.http_status = http_status
+        # The request went out and no answer came back: the provider may have accepted it.
+        # Sending again could send twice, so the delivery waits for a status callback.
+        self.ambiguous = ambiguous
 
     @property
     def retryable(self) -> bool:

@@ -207,7 +207,20 @@ def _network_error(exc: requests.RequestException) -> ProviderError:
         detail = "connection failed"
     else:
         detail = "the answer was cut off"
-    return ProviderError(f"{describe(None, None)}: {detail}", kind=ErrorKind.RETRYABLE)
+    return ProviderError(
+        f"{describe(None, None)}: {detail}",
+        kind=ErrorKind.RETRYABLE,
+        ambiguous=not _never_sent(exc),
+    )
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached the provider (no connection was made)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    return isinstance(exc, requests.ConnectionError) and (
+        "NewConnectionError" in repr(exc.args) or "Failed to establish" in str(exc)
+    )
 
 
 def _int_or_none(value: object) -> int | None:
