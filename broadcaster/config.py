@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     sending_timeout: float = Field(default=120.0, gt=0)
     # Attempts (worker deaths included) after which a delivery fails for good.
     max_attempts: int = Field(default=8, ge=1)
+    # First retry delay in seconds; it doubles per attempt (with jitter) up to 5 minutes.
+    retry_base: float = Field(default=2.0, gt=0)
+    # Seconds a running task's lease lasts without renewal: how soon the work of a killed
+    # worker is handed to another one.
+    lease_ttl: float = Field(default=60.0, gt=0)
     scheduler_interval: float = Field(default=1.0, gt=0)
     reconcile_interval: float = Field(default=15.0, gt=0)
     fanout_batch_size: int = Field(default=1000, ge=1)
