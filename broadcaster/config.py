@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     # Seconds a running task's lease lasts without renewal: how soon the work of a killed
     # worker is handed to another one.
     lease_ttl: float = Field(default=60.0, gt=0)
+    # Seconds after which Redis hands an unacknowledged task to another worker (a task that
+    # a killed worker had reserved). Tasks are short and idempotent, so a rerun is harmless.
+    visibility_timeout: float = Field(default=300.0, gt=0)
+    # Seconds after which a delivery still `sent` (its final callback never came) is looked
+    # up at the provider by the reconciler.
+    confirm_after: float = Field(default=900.0, gt=0)
     scheduler_interval: float = Field(default=1.0, gt=0)
     reconcile_interval: float = Field(default=15.0, gt=0)
     fanout_batch_size: int = Field(default=1000, ge=1)

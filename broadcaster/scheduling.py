@@ -235,6 +235,22 @@ def stuck_sending(session: Session, now: datetime, timeout: float) -> list[int]:
     )
 
 
+def unconfirmed(session: Session, sent_before: datetime, limit: int = 200) -> list[tuple[int, str]]:
+    """Deliveries the provider accepted whose final status never arrived: (id, SID)."""
+    rows = session.execute(
+        select(Delivery.id, Delivery.provider_sid)
+        .where(
+            Delivery.state == DeliveryState.SENT.value,
+            Delivery.sent_at < sent_before,
+            Delivery.updated_at < sent_before,
+            Delivery.provider_sid.is_not(None),
+        )
+        .order_by(Delivery.updated_at)
+        .limit(limit)
+    ).all()
+    return [(i, sid) for i, sid in rows]
+
+
 def requeue(session: Session, ids: list[int]) -> int:
     if not ids:
         return 0

@@ -18,10 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from sqlalchemy import insert, select
 
+from broadcaster import campaigns, communities, templates
 from broadcaster.api.app import create_app
 from broadcaster.config import load_settings
+from broadcaster.db import utcnow
+from broadcaster.models import Community, Contact, Membership
 from broadcaster.runtime import Runtime
+from messages import parse_template
+from tests.factories import THREE_LANGUAGES
 from tests.services import REDIS_URL, migrated_database, redis_client
 from workers.providers.simulator import SimulatorCore
 from workers.providers.simulator_server import SimulatorServer
@@ -160,8 +166,6 @@ class Stack:
         return result
 
     def status(self, campaign_id: int) -> dict[str, Any]:
-        from broadcaster import campaigns  # noqa: PLC0415 - keep module import light
-
         with self.runtime.session() as session:
             return campaigns.status(session, campaign_id)
 
@@ -204,3 +208,110 @@ class Stack:
 def write_template(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(json.dumps(data, ensure_ascii=False))  # JSON is YAML
     return path
+
+
+# -- data and faults for pipeline tests ------------------------------------------------
+PG_RESTART = "pg_ctlcluster --skip-systemctl-redirect {version} main restart"
+REDIS_START = [
+    "redis-server",
+    "--daemonize",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+    "-::1",
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    "/var/lib/redis",
+    "--logfile",
+    "/var/log/redis/ci.log",
+]
+
+
+def seed_audience(stack: Stack, n: int, *, slug: str = "district", first: int = 0) -> list[str]:
+    """``n`` active Lao contacts in community ``slug`` (made if missing), inserted in bulk."""
+
+    phones = [f"+856205{first + i:07d}" for i in range(n)]
+    with stack.runtime.session() as session:
+        community_id = session.scalar(select(Community.id).where(Community.slug == slug))
+        if community_id is None:
+            community_id = communities.add_community(session, slug, name=slug, language="lo").id
+        now = utcnow()
+        ids = (
+            session.execute(
+                insert(Contact).returning(Contact.id),
+                [
+                    {
+                        "phone": p,
+                        "language": "lo",
+                        "country": "LA",
+                        "status": "active",
+                        "channel": "sms",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for p in phones
+                ],
+            )
+            .scalars()
+            .all()
+        )
+        session.execute(
+            insert(Membership),
+            [{"contact_id": i, "community_id": community_id, "created_at": now} for i in ids],
+        )
+    return phones
+
+
+def launch_campaign(
+    stack: Stack, slug: str = "district", *, priority: str = "bulk", key: str = "covid-test"
+) -> int:
+
+    with stack.runtime.session() as session:
+        templates.save_template(session, parse_template(THREE_LANGUAGES))
+        camp = campaigns.create_campaign(
+            session,
+            name=f"{priority} campaign",
+            template_key=key,
+            community_slugs=[slug],
+            priority=priority,
+        )
+        campaigns.schedule(session, camp.id)
+        return camp.id
+
+
+def restart_postgresql() -> None:
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+    subprocess.run(PG_RESTART.format(version=version).split(), check=True, timeout=120)
+    wait_for(
+        lambda: (
+            subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"], check=False).returncode == 0
+        ),
+        60,
+        "PostgreSQL",
+    )
+
+
+def restart_redis() -> None:
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], check=False, timeout=30)
+    wait_for(
+        lambda: (
+            subprocess.run(["redis-cli", "ping"], capture_output=True, check=False).returncode != 0
+        ),
+        30,
+        "Redis to stop",
+    )
+    Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
+    Path("/var/log/redis").mkdir(parents=True, exist_ok=True)
+    subprocess.run(REDIS_START, check=True, timeout=30)
+    wait_for(
+        lambda: (
+            subprocess.run(["redis-cli", "ping"], capture_output=True, check=False).returncode == 0
+        ),
+        30,
+        "Redis to start",
+    )

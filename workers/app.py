@@ -24,7 +24,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     broker = settings.broker_url or "memory://"
     transport: dict[str, Any] = {
         # Redis redelivers an unacked message after this; the reconciler covers the rest.
-        "visibility_timeout": 3600,
+        "visibility_timeout": settings.visibility_timeout,
     }
     if broker.startswith("memory"):
         transport["polling_interval"] = 0.05

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from broadcaster import scheduling
+from sqlalchemy import update
+
+from broadcaster import deliveries, scheduling
 from broadcaster.db import on_commit, utcnow
 from broadcaster.fanout import fanout_page
-from broadcaster.models import CampaignState
+from broadcaster.models import CampaignState, Delivery
 from workers.context import Context
+from workers.providers.base import ProviderError
 from workers.sending import FANOUT_TASK, enqueue_batches
 
 log = logging.getLogger(__name__)
@@ -102,7 +105,35 @@ def run_fanout(ctx: Context, campaign_id: int) -> int:
 @dataclass
 class ReconcileReport:
     lost_batches: int = 0
+    confirmed: int = 0
     requeued_sending: int = 0
+
+
+def confirm_with_provider(ctx: Context, sent_before: datetime) -> int:
+    """Ask the provider for the status of messages whose final callback never came."""
+    with ctx.runtime.session() as session:
+        pending = scheduling.unconfirmed(session, sent_before)
+    confirmed = 0
+    for delivery_id, sid in pending:
+        try:
+            status = ctx.provider.fetch(sid)
+        except ProviderError as err:
+            log.warning("delivery %s: status lookup failed: %s", delivery_id, err)
+            continue
+        with ctx.runtime.session() as session:
+            deliveries.apply_provider_status(
+                session,
+                delivery_id=delivery_id,
+                sid=sid,
+                status=status.status,
+                error_code=status.error_code,
+            )
+            # Looked at now: not again before the next period, whatever the answer.
+            session.execute(
+                update(Delivery).where(Delivery.id == delivery_id).values(updated_at=utcnow())
+            )
+        confirmed += 1
+    return confirmed
 
 
 def reconcile(ctx: Context) -> ReconcileReport:
@@ -119,6 +150,9 @@ def reconcile(ctx: Context) -> ReconcileReport:
     with ctx.runtime.session() as session:
         stuck = scheduling.stuck_sending(session, now, ctx.settings.sending_timeout)
         report.requeued_sending = scheduling.requeue(session, stuck)
-    if report.lost_batches or report.requeued_sending:
+    report.confirmed = confirm_with_provider(
+        ctx, now - timedelta(seconds=ctx.settings.confirm_after)
+    )
+    if report.lost_batches or report.requeued_sending or report.confirmed:
         log.warning("reconciler: %s", report)
     return report

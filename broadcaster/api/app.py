@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from broadcaster import campaigns, webhooks
 from broadcaster.api.deps import db_session
 from broadcaster.errors import IllegalState, InvalidInput, NotFound
 from broadcaster.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -33,6 +37,16 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.exception_handler(NotFound)
     async def _missing(_request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"error": str(exc)})
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        # Twilio and clients retry a 503; nothing was written.
+        log.warning("database unavailable: %s", exc.__class__.__name__)
+        return JSONResponse(
+            status_code=503,
+            content={"error": "database unavailable, try again"},
+            headers={"Retry-After": "5"},
+        )
 
     @app.get("/healthz")
     def healthz(session: Annotated[Session, Depends(db_session)]) -> dict[str, str]:

@@ -33,6 +33,12 @@ class ProviderResult:
     status: str  # the provider's own status word ("queued", "accepted", ...)
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderStatus:
+    status: str  # the provider's status word ("sent", "delivered", "undelivered", ...)
+    error_code: int | None = None
+
+
 class ProviderError(Exception):
     """A provider refused or failed a request. Never carries the full phone number."""
 
@@ -63,4 +69,8 @@ class Provider(Protocol):
 
     def send(self, message: OutboundMessage) -> ProviderResult:
         """Make exactly one provider request for ``message``."""
+        ...
+
+    def fetch(self, sid: str) -> ProviderStatus:
+        """The provider's current status of message ``sid`` (when a callback went missing)."""
         ...

@@ -27,7 +27,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from twilio.request_validator import RequestValidator
 
-from workers.providers.base import OutboundMessage, ProviderResult
+from workers.providers.base import OutboundMessage, ProviderResult, ProviderStatus
 from workers.providers.errors import error_from_response
 from workers.providers.twilio import WHATSAPP_PREFIX, create_params
 
@@ -795,3 +795,10 @@ class SimulatorProvider:
             # As twilio-python does: the body's code, else the HTTP status.
             raise error_from_response(int(payload.get("code", status)), status)
         return ProviderResult(sid=str(payload["sid"]), status=str(payload["status"]))
+
+    def fetch(self, sid: str) -> ProviderStatus:
+        status, payload = self.core.get_message(self.account_sid, self._auth, sid)
+        if not 200 <= status < 300:
+            raise error_from_response(int(payload.get("code", status)), status)
+        code = payload.get("error_code")
+        return ProviderStatus(str(payload["status"]), int(code) if code else None)

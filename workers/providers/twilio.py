@@ -23,7 +23,13 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from workers.providers.base import ErrorKind, OutboundMessage, ProviderError, ProviderResult
+from workers.providers.base import (
+    ErrorKind,
+    OutboundMessage,
+    ProviderError,
+    ProviderResult,
+    ProviderStatus,
+)
 from workers.providers.errors import describe, error_from_response
 
 # The SDK logs every request's URL and headers at INFO (9.x leaves the form body out).
@@ -193,6 +199,15 @@ class TwilioProvider:
                 kind=ErrorKind.CONFIGURATION,
             )
         return ProviderResult(sid=created.sid, status=str(created.status or "queued"))
+
+    def fetch(self, sid: str) -> ProviderStatus:
+        try:
+            message = self.client.messages(sid).fetch()
+        except (TwilioRestException, TwilioServiceException) as exc:
+            raise error_from_response(_int_or_none(exc.code), _int_or_none(exc.status)) from None
+        except requests.RequestException as exc:
+            raise _network_error(exc) from None
+        return ProviderStatus(str(message.status), _int_or_none(message.error_code))
 
     def close(self) -> None:
         self.http_client.close()
