@@ -11,14 +11,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, exists, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, exists, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster import communities, deliveries, templates
 from broadcaster.db import utcnow
 from broadcaster.errors import IllegalState, InvalidInput, NotFound
 from broadcaster.models import Campaign, CampaignState, Channel, Delivery, DeliveryState, Priority
-from broadcaster.models.delivery import UNFINISHED, SkipReason
+from broadcaster.models.delivery import RETRYABLE_FAILURES, UNFINISHED, SkipReason
 from messages import CONTACT_VARIABLES
 
 S = CampaignState
@@ -184,6 +184,32 @@ def cancel(session: Session, campaign_id: int) -> Campaign:
         values={"reason": SkipReason.CANCELLED.value, "finished_at": utcnow()},
     )
     return get(session, campaign_id)
+
+
+def retry_failed(session: Session, campaign_id: int) -> int:
+    """Queue again the failures a retry may overcome (never permanent provider refusals);
+    returns how many. A completed campaign goes back to sending."""
+    campaign = get(session, campaign_id)
+    if campaign.state in (S.CANCELLED, S.DRAFT, S.SCHEDULED):
+        raise IllegalState(f"campaign {campaign_id} is {campaign.state}; nothing to retry")
+    moved = deliveries.move(
+        session,
+        and_(Delivery.campaign_id == campaign_id, Delivery.reason.in_(RETRYABLE_FAILURES)),
+        DeliveryState.QUEUED,
+        only_from=[DeliveryState.FAILED],
+        values={
+            "batch": None,
+            "next_attempt_at": None,
+            "attempts": 0,
+            "reason": None,
+            "finished_at": None,
+        },
+    )
+    if moved:
+        move(
+            session, campaign_id, S.SENDING, only_from=[S.COMPLETED], values={"completed_at": None}
+        )
+    return moved
 
 
 def stop(session: Session, campaign_id: int, *, error: str) -> bool:

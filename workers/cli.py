@@ -122,7 +122,9 @@ def serve(
     beat = EmbeddedService(celery_app, thread=True, scheduler_cls="celery.beat:Scheduler")
     beat.start()
     console.print(f"riskcast is running at [bold]http://{host}:{port}[/bold]")
-    console.print(f"data: {runtime.engine.url.render_as_string(hide_password=True)}")
+    console.print(
+        f"data: {runtime.engine.url.render_as_string(hide_password=True)}", soft_wrap=True
+    )
     console.print(
         f"queue: {settings.broker_url or 'in-process'}; provider: {settings.provider}; stop with Ctrl-C"
     )

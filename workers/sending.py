@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -27,15 +27,18 @@ from broadcaster.models import (
     Campaign,
     CampaignMessage,
     CampaignState,
+    Community,
     ConsentSource,
     Contact,
     ContactStatus,
     Delivery,
     DeliveryState,
+    Membership,
     Priority,
     SkipReason,
 )
 from broadcaster.phones import mask_phone
+from broadcaster.quiet import in_quiet_hours
 from broadcaster.webhooks import status_callback_url
 from workers.context import Context
 from workers.providers.base import ErrorKind, OutboundMessage, ProviderError
@@ -107,6 +110,8 @@ def prepare(ctx: Context, session: Session, delivery_id: int) -> OutboundMessage
             Contact.status,
             CampaignMessage.body,
             Campaign.valid_until,
+            Campaign.quiet_start,
+            Campaign.quiet_end,
         )
         .join(CampaignMessage, CampaignMessage.id == Delivery.message_id)
         .join(Campaign, Campaign.id == Delivery.campaign_id)
@@ -122,6 +127,17 @@ def prepare(ctx: Context, session: Session, delivery_id: int) -> OutboundMessage
             values={"reason": SkipReason.OPTED_OUT.value, "finished_at": now},
         )
         return Outcome.SKIPPED
+    if row.quiet_start is not None and in_quiet_hours(
+        now, _recipient_zone(session, delivery_id), row.quiet_start, row.quiet_end
+    ):
+        # Quiet hours began after fan-out: wait; the scheduler releases it when they end.
+        deliveries.move(
+            session,
+            this,
+            DeliveryState.PENDING,
+            values={"batch": None, "attempts": Delivery.attempts - 1},
+        )
+        return Outcome.HELD
     if row.valid_until is not None and row.valid_until <= now:
         deliveries.move(
             session,
@@ -152,6 +168,21 @@ def prepare(ctx: Context, session: Session, delivery_id: int) -> OutboundMessage
     )
 
 
+def _recipient_zone(session: Session, delivery_id: int) -> str:
+    """The contact's own time zone, else their first community's."""
+    zone = session.scalar(
+        select(func.coalesce(Contact.timezone, Community.timezone))
+        .select_from(Delivery)
+        .join(Contact, Contact.id == Delivery.contact_id)
+        .join(Membership, Membership.contact_id == Contact.id)
+        .join(Community, Community.id == Membership.community_id)
+        .where(Delivery.id == delivery_id)
+        .order_by(Community.id)
+        .limit(1)
+    )
+    return zone or "UTC"
+
+
 def record_sent(session: Session, delivery_id: int, sid: str) -> None:
     this = Delivery.id == delivery_id
     if not deliveries.move(
@@ -175,7 +206,10 @@ def record_error(
 ) -> Outcome:
     now = utcnow()
     this = Delivery.id == delivery_id
-    fields = {"error_code": err.code or err.http_status, "error_message": str(err)[:500]}
+    fields: dict[str, object] = {
+        "error_code": err.code or err.http_status,
+        "error_message": str(err)[:500],
+    }
     if err.kind is ErrorKind.CONFIGURATION:
         deliveries.move(
             session,
@@ -203,6 +237,8 @@ def record_error(
                 },
             )
             return Outcome.RETRY
+    if err.kind is ErrorKind.RETRYABLE:
+        fields["reason"] = SkipReason.RETRIES_EXHAUSTED.value
     deliveries.move(session, this, DeliveryState.FAILED, values={**fields, "finished_at": now})
     if err.code == OPTED_OUT_CODE:
         contact = session.scalar(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster import campaigns
 from broadcaster.cli.common import console, fail, friendly, log_action, unit_of_work
+from broadcaster.db import utcnow
 
 app = typer.Typer(help="Campaigns: create, launch, follow.", no_args_is_help=True)
 
@@ -25,6 +27,13 @@ def parse_vars(pairs: list[str]) -> dict[str, str]:
             fail(f"--var {pair!r}: expected key=value")
         variables[key.strip()] = value
     return variables
+
+
+def parse_quiet_hours(text: str) -> tuple[int, int]:
+    start, sep, end = text.partition("-")
+    if not sep or not start.strip().isdigit() or not end.strip().isdigit():
+        fail(f"--quiet-hours {text!r}: expected START-END in local hours, e.g. 21-7")
+    return int(start), int(end)
 
 
 @app.command("create")
@@ -40,8 +49,21 @@ def campaigns_create(
     var: Annotated[
         list[str] | None, typer.Option(help="Template variable, key=value (repeatable).")
     ] = None,
+    quiet_hours: Annotated[
+        str | None,
+        typer.Option(help="No sending between these local hours of each recipient, e.g. 21-7."),
+    ] = None,
+    valid_hours: Annotated[
+        float | None,
+        typer.Option(help="Hours after launch the message stays worth sending (else skipped)."),
+    ] = None,
+    whole_tree: Annotated[
+        bool, typer.Option("--descendants/--no-descendants", help="Include sub-communities.")
+    ] = True,
 ) -> None:
     """Create a draft campaign; prints its id as the last line."""
+    quiet = parse_quiet_hours(quiet_hours) if quiet_hours else None
+    valid_until = utcnow() + timedelta(hours=valid_hours) if valid_hours else None
     with unit_of_work() as session:
         campaign = campaigns.create_campaign(
             session,
@@ -51,6 +73,9 @@ def campaigns_create(
             priority=priority,
             channel=channel,
             variables=parse_vars(var or []),
+            quiet_hours=quiet,
+            valid_until=valid_until,
+            descendants=whole_tree,
         )
         log_action(session, "campaign.create", "campaign", campaign.id, name=name)
         campaign_id = campaign.id
@@ -120,3 +145,13 @@ def campaigns_list() -> None:
         for c in campaigns.list_campaigns(session):
             table.add_row(str(c.id), c.name, c.state, c.priority, str(c.recipients))
     console.print(table)
+
+
+@app.command("retry-failed")
+@friendly
+def campaigns_retry_failed(campaign_id: int) -> None:
+    """Queue again the failures a retry can fix (not permanent refusals such as 21211)."""
+    with unit_of_work() as session:
+        count = campaigns.retry_failed(session, campaign_id)
+        log_action(session, "campaign.retry_failed", "campaign", campaign_id, deliveries=count)
+    console.print(f"campaign {campaign_id}: {count} deliveries queued again")

@@ -3,8 +3,9 @@
 ::
 
     pending ──> queued ──> sending ──> sent ──> delivered
-       │          │  ^        │  │       └────> undelivered | failed      (status callbacks)
-       │          │  └retry───┘  ├──> delivered | undelivered | failed  (callback beat our write)
+       ^  │          │  ^        │  │       └────> undelivered | failed      (status callbacks)
+       │  │          │  └retry───┘  ├──> delivered | undelivered | failed  (callback beat our write)
+       └──│──────────│──────────────┤   (quiet hours began: back to pending)
        │          │              ├──> failed          (permanent provider error, too many attempts)
        └──────────┴──────────────┴──> skipped         (reason: opted_out, invalid_number,
                                                        quiet_hours_expired, cancelled,
@@ -46,7 +47,12 @@ class SkipReason(enum.StrEnum):
     CANCELLED = "cancelled"
     DUPLICATE_NUMBER = "duplicate_number"
     EXPIRED = "expired"
+    # Reasons a delivery failed that a later retry may overcome (``retry-failed`` takes them).
     TOO_MANY_ATTEMPTS = "too_many_attempts"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+
+
+RETRYABLE_FAILURES = (SkipReason.TOO_MANY_ATTEMPTS.value, SkipReason.RETRIES_EXHAUSTED.value)
 
 
 # Forward-only order for callbacks; equal ranks are terminal alternatives.
@@ -68,6 +74,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     ),
     DeliveryState.SENDING: frozenset(
         {
+            DeliveryState.PENDING,
             DeliveryState.QUEUED,
             DeliveryState.SENT,
             DeliveryState.DELIVERED,

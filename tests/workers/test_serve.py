@@ -1,0 +1,103 @@
+"""`riskcast serve` on embedded defaults, driven by the README's CLI tour, as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from messages import catalog_dir
+from tests.stack import wait_for
+
+pytestmark = pytest.mark.pipeline
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    """The environment of a fresh machine: no riskcast or Twilio settings at all."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("RISKCAST_", "TWILIO_"))}
+
+
+def riskcast(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.cli", *args],
+        cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=120, check=False,
+    )
+    if check and result.returncode:
+        raise AssertionError(f"riskcast {' '.join(args)}: {result.stderr}")
+    return result
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "serve", "--port", str(port)],
+            cwd=tmp_path, env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: f"http://127.0.0.1:{port}" in log.read_text(), 30, "serve to start")
+        yield tmp_path, log.read_text()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_serve_then_the_cli_tour_delivers(served: tuple[Path, str]) -> None:
+    cwd, banner = served
+    assert "riskcast.db" in banner  # says where the data is
+    riskcast(cwd, "communities", "add", "bokeo", "--name", "Bokeo province", "--country", "LA", "--language", "lo")
+    riskcast(cwd, "contacts", "add", "020 5555 1234", "--language", "lo", "--community", "bokeo")
+    riskcast(cwd, "contacts", "add", "+66 81 234 5678", "--language", "th", "--community", "bokeo")
+    riskcast(cwd, "contacts", "add", "+856 20 7777 8899", "--language", "en", "--community", "bokeo")
+    riskcast(cwd, "templates", "load", str(catalog_dir()))
+    keys = {t["key"] for t in json.loads(riskcast(cwd, "templates", "list", "--json").stdout)}
+    assert "covid-hotline" in keys
+    created = riskcast(cwd, "campaigns", "create", "--name", "Hotline", "--template", "covid-hotline", "--community", "bokeo")
+    campaign_id = created.stdout.strip().splitlines()[-1]
+    riskcast(cwd, "campaigns", "launch", campaign_id)
+
+    def delivered() -> dict[str, object] | None:
+        status = json.loads(riskcast(cwd, "campaigns", "status", campaign_id, "--json").stdout)
+        return status if status["state"] == "completed" and status["counts"]["delivered"] == 3 else None
+
+    status = wait_for(delivered, 60, "three deliveries")
+    assert status["counts"]["failed"] == 0
+
+
+def test_a_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    env = {**clean_env(), "RISKCAST_SEND_RATE": "fast"}
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "campaigns", "list"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "RISKCAST_SEND_RATE" in lines[0] and "'fast'" in lines[0]
+
+
+def test_twilio_provider_without_credentials_names_them(tmp_path: Path) -> None:
+    env = {**clean_env(), "RISKCAST_PROVIDER": "twilio"}
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "campaigns", "list"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert "TWILIO_ACCOUNT_SID" in result.stderr and "TWILIO_AUTH_TOKEN" in result.stderr
