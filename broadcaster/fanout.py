@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Row, Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -51,7 +51,7 @@ def new_batch_token() -> str:
     return uuid.uuid4().hex
 
 
-def _insert(session: Session, table: Any) -> Insert:
+def _insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
@@ -60,7 +60,7 @@ def _insert(session: Session, table: Any) -> Insert:
 
 def eligible_contacts(
     campaign: Campaign, community_ids: list[int], after: int, limit: int
-) -> Select[Any]:
+) -> Select[*tuple[Any, ...]]:
     """Active members of the audience, in id order after ``after``, with their community."""
     audience = campaign.audience
     first_community = (
@@ -69,7 +69,7 @@ def eligible_contacts(
         .correlate(Contact)
         .scalar_subquery()
     )
-    stmt = (
+    stmt: Select[*tuple[Any, ...]] = (
         select(
             Contact.id,
             Contact.name,

@@ -182,7 +182,7 @@ def open_batches(session: Session, queued_before: datetime) -> list[Batch]:
         )
         .distinct()
     ).all()
-    return [Batch(token, cid, prio) for token, cid, prio in rows]
+    return [Batch(str(token), cid, prio) for token, cid, prio in rows]
 
 
 def forget_batches(session: Session, tokens: list[str]) -> int:
@@ -248,7 +248,7 @@ def unconfirmed(session: Session, sent_before: datetime, limit: int = 200) -> li
         .order_by(Delivery.updated_at)
         .limit(limit)
     ).all()
-    return [(i, sid) for i, sid in rows]
+    return [(i, str(sid)) for i, sid in rows]
 
 
 def requeue(session: Session, ids: list[int]) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import update
 
@@ -66,7 +67,7 @@ def tick(ctx: Context) -> TickReport:
         claimed = scheduling.claim_due(session, now)
         report.claimed = [cid for cid, _ in claimed]
         for campaign_id, priority in claimed:
-            on_commit(session, lambda c=campaign_id, p=priority: enqueue_fanout(ctx, c, p))
+            on_commit(session, partial(enqueue_fanout, ctx, campaign_id, priority))
     report.restarted_fanouts = restart_fanouts(ctx)
     with ctx.runtime.session() as session:
         report.released = scheduling.release_quiet(session, now)
@@ -93,7 +94,7 @@ def run_fanout(ctx: Context, campaign_id: int) -> int:
                 batch_size=ctx.settings.send_batch_size,
             )
             batches = [scheduling.Batch(t, campaign_id, page.priority) for t in page.batches]
-            on_commit(session, lambda b=batches: enqueue_batches(ctx, b))
+            on_commit(session, partial(enqueue_batches, ctx, batches))
         created += page.created
         if page.done:
             break
