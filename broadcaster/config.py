@@ -6,14 +6,16 @@ that names the variable (see :func:`load_settings`).
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import phonenumbers
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SIMULATOR_ACCOUNT_SID = "AC" + "0" * 32
 SIMULATOR_AUTH_TOKEN = "simulator-auth-token"  # noqa: S105 - the built-in simulator's own fixed secret
@@ -77,6 +79,10 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(default=15.0, gt=0)
     fanout_batch_size: int = Field(default=1000, ge=1)
     send_batch_size: int = Field(default=100, ge=1)
+    # Price of one SMS segment per destination country (ISO code), for the cost estimate in
+    # campaign previews; "default" prices every country not listed. JSON in the environment:
+    # RISKCAST_SEGMENT_PRICES='{"LA": 0.045, "TH": 0.03, "default": 0.05}'.
+    segment_prices: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
 
     @field_validator("default_region")
     @classmethod
@@ -85,6 +91,31 @@ class Settings(BaseSettings):
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"unknown region {value!r}; use a two-letter code such as LA or TH")
         return region
+
+    @field_validator("segment_prices", mode="before")
+    @classmethod
+    def _prices(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f'must be JSON such as {{"LA": 0.045, "TH": 0.03, "default": 0.05}} ({exc.msg})'
+                ) from None
+        if not isinstance(value, dict):
+            raise ValueError("must be a JSON object of country -> price per segment")
+        prices: dict[str, float] = {}
+        for raw_key, price in value.items():
+            key = str(raw_key).strip()
+            key = "default" if key.lower() == "default" else key.upper()
+            if key != "default" and key not in phonenumbers.SUPPORTED_REGIONS:
+                raise ValueError(f"{raw_key!r} is not a two-letter country code or 'default'")
+            if isinstance(price, bool) or not isinstance(price, int | float):
+                raise ValueError(f"the price for {key} must be a number, got {price!r}")
+            if not math.isfinite(price) or price < 0:
+                raise ValueError(f"the price for {key} must be zero or more, got {price!r}")
+            prices[key] = float(price)
+        return prices
 
     @field_validator("public_url", "twilio_base_url")
     @classmethod

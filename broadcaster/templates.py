@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from broadcaster.errors import NotFound
+from broadcaster.errors import InvalidInput, NotFound
 from broadcaster.models import Template, TemplateVariant, TemplateVersion
 from messages import TemplateSpec
 
@@ -73,6 +74,31 @@ def current_version(session: Session, key: str) -> TemplateVersion:
     if version is None:
         raise NotFound(f"template {key!r} does not exist (riskcast templates list shows them)")
     return version
+
+
+def get_version(session: Session, key: str, version: int | None = None) -> TemplateVersion:
+    """Version ``version`` of the template ``key`` (the newest when None)."""
+    if version is None:
+        return current_version(session, key)
+    row = session.scalar(
+        select(TemplateVersion)
+        .join(Template, Template.id == TemplateVersion.template_id)
+        .where(Template.key == key, TemplateVersion.version == version)
+        .options(selectinload(TemplateVersion.variants), selectinload(TemplateVersion.template))
+    )
+    if row is None:
+        current_version(session, key)  # names a template that does not exist at all
+        raise NotFound(f"template {key!r} has no version {version}")
+    return row
+
+
+def save_templates(session: Session, specs: Sequence[TemplateSpec]) -> list[SaveResult]:
+    """Save every spec, in order; the caller's transaction makes it all or nothing."""
+    keys = [spec.key for spec in specs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise InvalidInput(f"template {twice[0]!r} is given twice", field="key")
+    return [save_template(session, spec) for spec in specs]
 
 
 def list_templates(session: Session) -> list[dict[str, object]]:

@@ -3,7 +3,7 @@
 Imports neither ``broadcaster`` nor ``workers``, touches no database or network.
 """
 
-from messages.encoding import Segments, segments
+from messages.encoding import GSM_LOOKALIKES, Segments, gsm_lookalike, part_sizes, segments
 from messages.languages import LANGUAGES, LanguageError, normalize_language
 from messages.rendering import TemplateError, render, validate_body, variables_used
 from messages.templates import (
@@ -21,6 +21,7 @@ from messages.wording import WordingWarning, check_wording
 __all__ = [
     "CONTACT_SAMPLES",
     "CONTACT_VARIABLES",
+    "GSM_LOOKALIKES",
     "LANGUAGES",
     "LanguageError",
     "Segments",
@@ -30,10 +31,12 @@ __all__ = [
     "catalog_dir",
     "check_wording",
     "choose_language",
+    "gsm_lookalike",
     "load_dir",
     "load_template_file",
     "normalize_language",
     "parse_template",
+    "part_sizes",
     "render",
     "segments",
     "validate_body",

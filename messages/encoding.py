@@ -58,17 +58,61 @@ class Segments:
     non_gsm: tuple[str, ...] = ()
 
 
-def _parts(weights: list[int], single: int, per_part: int) -> int:
-    """Greedy fill of ``per_part``-unit parts; a character never straddles two parts."""
-    if sum(weights) <= single:
-        return 1
-    parts, used = 1, 0
+# Characters that word processors and phones put in place of plain GSM ones; each alone
+# turns a whole message into UCS-2, more than doubling its cost.
+GSM_LOOKALIKES: Final[dict[str, str]] = {
+    "\u2018": "'",  # left single quotation mark
+    "\u2019": "'",  # right single quotation mark (the curly apostrophe)
+    "\u201a": "'",
+    "\u201b": "'",
+    "\u2032": "'",
+    "\u00b4": "'",
+    "`": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u00ab": '"',
+    "\u00bb": '"',
+    "\u2013": "-",  # en dash
+    "\u2014": "-",  # em dash
+    "\u2012": "-",
+    "\u2010": "-",
+    "\u2011": "-",
+    "\u2212": "-",
+    "\u2026": "...",
+    "\u00a0": " ",  # no-break space
+    "\u2007": " ",
+    "\u202f": " ",
+    "\u2009": " ",
+    "\u200b": "",  # zero-width space
+    "\ufeff": "",
+    "\u2022": "-",
+    "\u00b7": "-",
+}
+
+
+def gsm_lookalike(char: str) -> str | None:
+    """The plain GSM-7 stand-in for a typographic ``char`` (curly quote, dash, ellipsis,
+    no-break space), or None when there is none."""
+    return GSM_LOOKALIKES.get(char)
+
+
+def _split(weights: list[int], single: int, per_part: int) -> list[int]:
+    """Units in each part: greedy fill of ``per_part``-unit parts, where a character
+    never straddles two parts."""
+    total = sum(weights)
+    if total <= single:
+        return [total]
+    sizes = [0]
     for weight in weights:
-        if used + weight > per_part:
-            parts += 1
-            used = 0
-        used += weight
-    return parts
+        if sizes[-1] + weight > per_part:
+            sizes.append(0)
+        sizes[-1] += weight
+    return sizes
+
+
+def _parts(weights: list[int], single: int, per_part: int) -> int:
+    return len(_split(weights, single, per_part))
 
 
 def segments(text: str, channel: str = "sms") -> Segments:
@@ -96,3 +140,15 @@ def segments(text: str, channel: str = "sms") -> Segments:
         characters,
         non_gsm,
     )
+
+
+def part_sizes(text: str, channel: str = "sms") -> tuple[int, ...]:
+    """The units (septets or UTF-16 code units) in each SMS part of ``text``, as
+    :func:`segments` splits it; one entry (UTF-8 bytes) for WhatsApp."""
+    cost = segments(text, channel)
+    if cost.encoding == UTF8:
+        return (cost.units,)
+    if cost.encoding == GSM7:
+        return tuple(_split([_SEPTETS[ch] for ch in text], GSM_SINGLE, GSM_PART))
+    units = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+    return tuple(_split(units, UCS2_SINGLE, UCS2_PART))

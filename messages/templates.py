@@ -186,6 +186,15 @@ def _check_bodies(
         except TemplateError as exc:
             problems.found.append(exc.located(origin=problems.origin, field=where))
             continue
+        try:
+            # A contact may have no name on record: the body must still say something.
+            render(body, {**samples, **dict.fromkeys(CONTACT_VARIABLES, "")})
+        except TemplateError:
+            problems.add(
+                "renders empty for a contact with no name or community on record; "
+                "give it some fixed text",
+                where,
+            )
         if cost.parts > budget:
             problems.add(
                 f"{cost.parts} SMS segments with the sample variables ({cost.encoding}, "

@@ -14,7 +14,10 @@ from sqlalchemy.orm import Session
 
 from broadcaster import campaigns
 from broadcaster.cli.common import console, fail, friendly, log_action, unit_of_work
+from broadcaster.cli.templates import print_texts, print_warnings
 from broadcaster.db import utcnow
+from broadcaster.preview import CampaignPreview, preview_campaign
+from broadcaster.runtime import get_runtime
 
 app = typer.Typer(help="Campaigns: create, launch, follow.", no_args_is_help=True)
 
@@ -155,3 +158,99 @@ def campaigns_retry_failed(campaign_id: int) -> None:
         count = campaigns.retry_failed(session, campaign_id)
         log_action(session, "campaign.retry_failed", "campaign", campaign_id, deliveries=count)
     console.print(f"campaign {campaign_id}: {count} deliveries queued again")
+
+
+# -- preview ---------------------------------------------------------------------------
+
+
+def _money(value: float) -> str:
+    return f"{value:,.3f}"
+
+
+def _print_preview(preview: CampaignPreview) -> None:
+    console.print(
+        f"campaign {preview.campaign_id} [bold]{preview.name}[/bold] ({preview.state}, "
+        f"{preview.channel}): template {preview.template_key} v{preview.template_version}, "
+        f"default language {preview.default_language}",
+        highlight=False,
+    )
+    table = Table(
+        "language",
+        "recipients",
+        "fell back",
+        "encoding",
+        "chars",
+        "units",
+        "segments",
+        "total segments",
+        "cost",
+        show_footer=True,
+    )
+    for column in table.columns[1:]:
+        column.justify = "right"
+    for row in preview.languages:
+        origins = ", ".join(f"{lang} {n}" for lang, n in row.fell_back_from.items())
+        table.add_row(
+            f"{row.language} {row.language_name}" + (" (default)" if row.is_default else ""),
+            f"{row.recipients:,}",
+            f"{row.fell_back:,}" + (f" ({origins})" if origins else ""),
+            row.encoding,
+            str(row.characters),
+            str(row.units),
+            str(row.segments),
+            f"{row.total_segments:,}",
+            _money(row.cost),
+        )
+    footers = [
+        "total",
+        f"{preview.recipients:,}",
+        f"{sum(r.fell_back for r in preview.languages):,}",
+    ]
+    footers += ["", "", "", "", f"{preview.total_segments:,}", _money(preview.cost)]
+    for column, footer in zip(table.columns, footers, strict=True):
+        column.footer = footer
+    console.print(table)
+    if preview.countries:
+        by_country = Table("country", "recipients", "segments", "price / segment", "cost")
+        for column in by_country.columns[1:]:
+            column.justify = "right"
+        for c in preview.countries:
+            by_country.add_row(
+                c.country,
+                f"{c.recipients:,}",
+                f"{c.segments:,}",
+                "no price" if c.price is None else f"{c.price:g}",
+                _money(c.cost),
+            )
+        console.print(by_country)
+    print_texts(
+        [(f"{r.language} ({r.encoding}, {r.segments} seg)", r.text) for r in preview.languages]
+    )
+    print_warnings(preview.warnings)
+    unpriced = (
+        f" (+ {preview.unpriced_segments:,} segments with no price)"
+        if preview.unpriced_segments
+        else ""
+    )
+    console.print(
+        f"[bold]total:[/bold] {preview.recipients:,} recipients, "
+        f"{preview.total_segments:,} SMS segments, estimated cost {_money(preview.cost)}{unpriced}",
+        highlight=False,
+    )
+
+
+@app.command("preview")
+@friendly
+def campaigns_preview(
+    campaign_id: int,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What a campaign sends, per language: text, encoding, segments, recipients, who falls
+    back to another language, and the estimated cost (RISKCAST_SEGMENT_PRICES)."""
+    prices = get_runtime().settings.segment_prices
+    with unit_of_work() as session:
+        preview = preview_campaign(session, campaign_id, prices=prices)
+    if as_json:
+        sys.stdout.write(json.dumps(preview.to_dict(), ensure_ascii=False) + "\n")
+        return
+    _print_preview(preview)
