@@ -36,7 +36,7 @@ from broadcaster.models import (
     TemplateVersion,
 )
 from broadcaster.quiet import in_quiet_hours
-from messages import choose_language, render, segments, variables_used
+from messages import TemplateError, choose_language, render, segments, variables_used
 
 
 @dataclass
@@ -203,7 +203,13 @@ def fanout_page(session: Session, campaign_id: int, *, page_size: int, batch_siz
 
     now = utcnow()
     planned, wanted = _plan(campaign, version, rows, now)
-    message_ids = _message_ids(session, campaign.id, bodies, wanted)
+    try:
+        message_ids = _message_ids(session, campaign.id, bodies, wanted)
+    except TemplateError as exc:
+        # Never an empty or broken message: stop and say why; an operator decides.
+        campaigns.stop(session, campaign.id, error=f"a message could not be rendered: {exc}")
+        page.done = True
+        return page
 
     values_rows = []
     token = new_batch_token()

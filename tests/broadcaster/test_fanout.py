@@ -130,3 +130,21 @@ def test_a_paused_campaign_fans_out_nothing(session: Session) -> None:
     campaigns.pause(session, cid)
     page = fanout_page(session, cid, page_size=100, batch_size=100)
     assert page.created == 0 and _bodies(session, cid) == {}
+
+
+def test_a_body_that_renders_empty_stops_the_campaign(session: Session) -> None:
+    factories.community(session, "village")
+    factories.contact(session, community_slugs=("village",), name="")
+    data = {
+        "key": "just-a-name",
+        "name": "Name only",
+        "default_language": "en",
+        "variables": {"greeting": "Hello"},
+        "variants": {"en": "{{ greeting }}"},
+    }
+    key = factories.template(session, data)
+    cid = _launch(session, ["village"], key=key, variables={"greeting": " "})
+    page = fanout_page(session, cid, page_size=100, batch_size=100)
+    camp = campaigns.get(session, cid)
+    assert page.created == 0 and camp.state == CampaignState.STOPPED
+    assert "could not be rendered" in (camp.error or "")
