@@ -11,13 +11,23 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, and_, exists, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from broadcaster import communities, deliveries, templates
+from broadcaster import communities, deliveries, fanout, templates
+from broadcaster.config import get_settings
 from broadcaster.db import utcnow
 from broadcaster.errors import IllegalState, InvalidInput, NotFound
-from broadcaster.models import Campaign, CampaignState, Channel, Delivery, DeliveryState, Priority
+from broadcaster.models import (
+    Campaign,
+    CampaignState,
+    Channel,
+    Delivery,
+    DeliveryState,
+    Priority,
+    Role,
+    User,
+)
 from broadcaster.models.delivery import RETRYABLE_FAILURES, UNFINISHED, SkipReason
 from messages import CONTACT_VARIABLES
 
@@ -131,8 +141,29 @@ def create_campaign(
     return campaign
 
 
-def schedule(session: Session, campaign_id: int, *, send_at: datetime | None = None) -> Campaign:
-    """Write the intent to send at ``send_at`` (now when None); the scheduler does the rest."""
+def schedule(
+    session: Session,
+    campaign_id: int,
+    *,
+    send_at: datetime | None = None,
+    approval_threshold: int | None = None,
+) -> Campaign:
+    """Write the intent to send at ``send_at`` (now when None); the scheduler does the rest.
+
+    Refused while the two-person rule (:func:`needs_approval`) asks for an approval that has
+    not been given; ``approval_threshold`` defaults to ``RISKCAST_APPROVAL_THRESHOLD``.
+    """
+    campaign = get(session, campaign_id)
+    if (
+        campaign.state == S.DRAFT
+        and campaign.approved_by is None
+        and needs_approval(session, campaign, threshold=approval_threshold)
+    ):
+        raise IllegalState(
+            f"campaign {campaign_id} needs approval by a second official or admin before it "
+            f"is launched (two-person rule: {approval_rule(session, campaign, approval_threshold)}); "
+            f"approve it with: riskcast campaigns approve {campaign_id} --by NAME"
+        )
     when = send_at or utcnow()
     if not move(session, campaign_id, S.SCHEDULED, only_from=[S.DRAFT], values={"send_at": when}):
         campaign = get(session, campaign_id)
@@ -140,6 +171,67 @@ def schedule(session: Session, campaign_id: int, *, send_at: datetime | None = N
             f"campaign {campaign_id} is {campaign.state}; only a draft can be launched"
         )
     return get(session, campaign_id)
+
+
+# -- the two-person rule --------------------------------------------------------------
+
+
+def count_recipients(session: Session, campaign: Campaign) -> int:
+    """How many people fan-out would pick now: its own audience query, counted."""
+    community_ids = communities.expand_ids(
+        session, campaign.audience["communities"], descendants=campaign.audience["descendants"]
+    )
+    if not community_ids:
+        return 0
+    audience = (
+        fanout.eligible_contacts(campaign, community_ids, 0, 1)
+        .limit(None)
+        .order_by(None)
+        .subquery()
+    )
+    return session.scalar(select(func.count()).select_from(audience)) or 0
+
+
+def _threshold(threshold: int | None) -> int:
+    return get_settings().approval_threshold if threshold is None else threshold
+
+
+def approval_rule(session: Session, campaign: Campaign, threshold: int | None = None) -> str:
+    """Why ``campaign`` needs a second person ("" when it does not)."""
+    if campaign.priority == Priority.URGENT:
+        return "every urgent campaign"
+    limit = _threshold(threshold)
+    count = count_recipients(session, campaign)
+    if count > limit:
+        return f"{count} recipients is more than {limit}"
+    return ""
+
+
+def needs_approval(session: Session, campaign: Campaign, *, threshold: int | None = None) -> bool:
+    """True for an urgent campaign or one above the approval threshold of recipients."""
+    return bool(approval_rule(session, campaign, threshold))
+
+
+def approve(session: Session, campaign_id: int, user_id: int) -> Campaign:
+    """Record the second person's approval: an active official or admin who did not create
+    the campaign. Only a draft is approved (the launch that follows is the creator's)."""
+    campaign = get(session, campaign_id)
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        raise NotFound(f"user {user_id} does not exist or is not active")
+    if user.role not in (Role.OFFICIAL, Role.ADMIN):
+        raise IllegalState(f"{user.name} is {user.role}; only an official or admin approves")
+    if campaign.created_by == user.id:
+        raise IllegalState(
+            f"campaign {campaign_id} was created by {user.name}; a second person must approve it"
+        )
+    if campaign.state != S.DRAFT:
+        raise IllegalState(f"campaign {campaign_id} is {campaign.state}; only a draft is approved")
+    if campaign.approved_by is not None:
+        raise IllegalState(f"campaign {campaign_id} is already approved")
+    campaign.approved_by = user.id
+    session.flush()
+    return campaign
 
 
 def pause(session: Session, campaign_id: int) -> Campaign:

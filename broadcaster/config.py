@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     )
     twilio_base_url: str | None = None
     public_url: str = "http://127.0.0.1:8000"
+    # The hotline people are told to call in keyword replies (HELP, JOIN...).
+    hotline: str = Field(default="1166", min_length=1)
+    # An operator's JSON or YAML file of extra provider error codes (workers.providers.errors).
+    error_codes_file: str | None = None
     default_region: str = "LA"
     send_rate: float = Field(default=50.0, gt=0)
     approval_threshold: int = Field(default=1000, ge=0)
@@ -83,6 +87,10 @@ class Settings(BaseSettings):
     # campaign previews; "default" prices every country not listed. JSON in the environment:
     # RISKCAST_SEGMENT_PRICES='{"LA": 0.045, "TH": 0.03, "default": 0.05}'.
     segment_prices: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    # Days after which a contact with no activity, delivery or message is erased by
+    # `riskcast contacts purge-inactive` (broadcaster.privacy.erase_inactive); None keeps
+    # contacts until they are erased one by one.
+    retention_days: int | None = Field(default=None, ge=1)
 
     @field_validator("default_region")
     @classmethod

@@ -20,7 +20,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy import insert, select
 
-from broadcaster import campaigns, communities, templates
+from broadcaster import auth, campaigns, communities, templates
 from broadcaster.api.app import create_app
 from broadcaster.config import load_settings
 from broadcaster.db import utcnow
@@ -142,7 +142,7 @@ class Stack:
         )
 
     def start_scheduler(self) -> subprocess.Popen[bytes]:
-        return self.spawn("scheduler", "--loglevel", "WARNING", name="scheduler")
+        return self.spawn("scheduler", name="scheduler")
 
     @staticmethod
     def kill9(proc: subprocess.Popen[bytes]) -> None:
@@ -280,6 +280,10 @@ def launch_campaign(
             community_slugs=[slug],
             priority=priority,
         )
+        if campaigns.needs_approval(session, camp):
+            # The two-person rule: an urgent (or large) campaign is approved by an admin first.
+            approver = auth.create_user(session, f"approver-{camp.id}", role="admin")
+            campaigns.approve(session, camp.id, approver.id)
         campaigns.schedule(session, camp.id)
         return camp.id
 

@@ -1,7 +1,8 @@
 """The Celery application: the only place Celery is configured.
 
 Queues: ``urgent`` and ``bulk`` carry campaign work (a 200,000-message bulk campaign never
-sits in front of an urgent alert), ``control`` carries the scheduler and reconciler ticks.
+sits in front of an urgent alert); ``control`` carries operational tasks. The ticks do not
+queue at all: they run in the scheduler process (:mod:`workers.scheduler`).
 Late acks with reject-on-worker-lost put a killed worker's task back; the database, not
 the queue, decides whether anything is still to be sent.
 """
@@ -53,18 +54,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
-        "beat_schedule": {
-            "tick": {
-                "task": TICK_TASK,
-                "schedule": settings.scheduler_interval,
-                "options": {"queue": "control", "expires": settings.scheduler_interval * 5},
-            },
-            "reconcile": {
-                "task": RECONCILE_TASK,
-                "schedule": settings.reconcile_interval,
-                "options": {"queue": "control", "expires": settings.reconcile_interval * 2},
-            },
-        },
     }
 
 

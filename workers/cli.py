@@ -12,7 +12,6 @@ from typing import Annotated
 
 import typer
 import uvicorn
-from celery.beat import EmbeddedService
 
 from broadcaster.api.app import create_app
 from broadcaster.cli import app, console, fail, friendly
@@ -20,9 +19,11 @@ from broadcaster.config import ConfigError, get_settings
 from broadcaster.logging import configure_logging
 from broadcaster.runtime import get_runtime
 from broadcaster.schema import upgrade
+from workers import tasks
 from workers.app import QUEUES, celery_app
 from workers.providers.simulator import SimulatorCore
 from workers.providers.simulator_server import run_simulator
+from workers.scheduler import run_scheduler, start_in_thread
 
 log = logging.getLogger("riskcast")
 
@@ -50,14 +51,22 @@ def worker(
 
 @app.command("scheduler")
 @friendly
-def scheduler(loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO") -> None:
-    """Celery beat: the scheduler and reconciler ticks. Run one (a second one is harmless)."""
+def scheduler() -> None:
+    """The scheduler: starts due campaigns and reconciles lost work, every few seconds.
+    Run one or more (they share a lock); it needs no worker slot of its own."""
     settings = get_settings()
     if not settings.broker_url:
-        fail(
-            "RISKCAST_BROKER_URL: the scheduler needs a shared broker such as redis://127.0.0.1:6379/0"
-        )
-    celery_app.start(["beat", "--loglevel", loglevel, "--scheduler", "celery.beat:Scheduler"])
+        fail("RISKCAST_BROKER_URL: the scheduler needs a shared broker such as redis://127.0.0.1:6379/0")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    console.print(
+        f"scheduler: tick every {settings.scheduler_interval}s, "
+        f"reconcile every {settings.reconcile_interval}s"
+    )
+    try:
+        run_scheduler(tasks.context(), stop)
+    except KeyboardInterrupt:
+        stop.set()
 
 
 @app.command("api")
@@ -119,8 +128,7 @@ def serve(
     )
     api_thread = threading.Thread(target=server.run, name="api", daemon=True)
     api_thread.start()
-    beat = EmbeddedService(celery_app, thread=True, scheduler_cls="celery.beat:Scheduler")
-    beat.start()
+    _ticks, stop_ticks = start_in_thread(tasks.context())
     console.print(f"riskcast is running at [bold]http://{host}:{port}[/bold]")
     console.print(
         f"data: {runtime.engine.url.render_as_string(hide_password=True)}", soft_wrap=True
@@ -140,7 +148,7 @@ def serve(
     try:
         worker.start()
     finally:
-        beat.stop()
+        stop_ticks.set()
         server.should_exit = True
         api_thread.join(timeout=5)
 

@@ -50,7 +50,7 @@ BACKOFF_BASE = 2.0  # seconds
 BACKOFF_CAP = 300.0
 MAX_RETRY_AGE = timedelta(hours=6)
 # A bulk batch hands its remainder back after this long, so urgent work is never behind it.
-BULK_SLICE = 2.0
+BULK_SLICE = 1.0
 
 
 class Outcome(enum.StrEnum):

@@ -1,33 +1,99 @@
-"""The FastAPI application factory."""
+"""The FastAPI application factory: the API under /api/v1, the dashboard, /metrics, the
+Twilio webhooks and /healthz.
+
+Every error is JSON ``{"error": ..., "field": ...}``: 422 for bad input (naming the field),
+409 for a move the state machine refuses, 404, 401 and 403; a database that is down is a
+503 with ``Retry-After``.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from broadcaster import campaigns, webhooks
+from broadcaster import webhooks
+from broadcaster.api import (
+    audit,
+    campaigns,
+    communities,
+    contacts,
+    dashboard,
+    inbox,
+    queue,
+    templates,
+    users,
+)
 from broadcaster.api.deps import db_session
 from broadcaster.errors import IllegalState, InvalidInput, NotFound
+from broadcaster.metrics import metrics_router
 from broadcaster.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+API_ROUTERS = (
+    communities.router,
+    contacts.router,
+    templates.router,
+    campaigns.router,
+    queue.router,
+    inbox.router,
+    users.router,
+    audit.router,
+)
+
+
+def _field(loc: Sequence[Any]) -> str:
+    """``("body", "send_at")`` -> ``send_at``; ``("query", "limit")`` -> ``limit``."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
 
 def create_app(runtime: Runtime) -> FastAPI:
-    app = FastAPI(title="riskcast", version="0.1.0")
+    app = FastAPI(
+        title="riskcast",
+        version="0.1.0",
+        description="Multilingual risk-communication campaigns. Authenticate with "
+        "`Authorization: Bearer <token>` (`riskcast users token NAME`).",
+    )
     app.state.runtime = runtime
     app.include_router(webhooks.router)
+    for router in API_ROUTERS:
+        app.include_router(router)
+    app.include_router(metrics_router)
+    dashboard.install(app, runtime)
 
     @app.exception_handler(InvalidInput)
     async def _invalid(_request: Request, exc: InvalidInput) -> JSONResponse:
         return JSONResponse(
             status_code=422, content={"error": str(exc), "field": exc.field, "row": exc.row}
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        field = _field(first.get("loc", ()))
+        return JSONResponse(
+            status_code=422,
+            content={"error": f"{field}: {first.get('msg', 'invalid')}", "field": field},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"error": str(exc.detail)},
+            headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(IllegalState)
@@ -48,15 +114,9 @@ def create_app(runtime: Runtime) -> FastAPI:
             headers={"Retry-After": "5"},
         )
 
-    @app.get("/healthz")
+    @app.get("/healthz", include_in_schema=False)
     def healthz(session: Annotated[Session, Depends(db_session)]) -> dict[str, str]:
         session.execute(text("SELECT 1"))
         return {"status": "ok"}
-
-    @app.get("/api/v1/campaigns/{campaign_id}")
-    def campaign_status(
-        campaign_id: int, session: Annotated[Session, Depends(db_session)]
-    ) -> dict[str, Any]:
-        return campaigns.status(session, campaign_id)
 
     return app

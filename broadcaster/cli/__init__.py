@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from broadcaster.cli import campaigns, communities, contacts, db, messages, templates
+from broadcaster.cli import campaigns, communities, contacts, db, messages, queue, templates, users
 from broadcaster.cli.common import console, err_console, fail, friendly
 
 app = typer.Typer(
@@ -22,6 +22,8 @@ app.add_typer(contacts.app, name="contacts")
 app.add_typer(templates.app, name="templates")
 app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(db.app, name="db")
+app.add_typer(users.app, name="users")
 messages.register(app)
+queue.register(app)
 
 __all__ = ["app", "console", "err_console", "fail", "friendly"]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns
+from broadcaster import auth, campaigns
 from broadcaster.cli.common import console, fail, friendly, log_action, unit_of_work
 from broadcaster.cli.templates import print_texts, print_warnings
 from broadcaster.db import utcnow
@@ -120,9 +122,16 @@ app.command("cancel")(_action("cancel", campaigns.cancel))
 @app.command("status")
 @friendly
 def campaigns_status(
-    campaign_id: int, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+    campaign_id: int,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="A live progress bar until the campaign finishes.")
+    ] = False,
 ) -> None:
     """A campaign's state and its deliveries counted by state."""
+    if watch:
+        watch_status(campaign_id)
+        return
     with unit_of_work() as session:
         status = campaigns.status(session, campaign_id)
     if as_json:
@@ -254,3 +263,52 @@ def campaigns_preview(
         sys.stdout.write(json.dumps(preview.to_dict(), ensure_ascii=False) + "\n")
         return
     _print_preview(preview)
+
+
+# -- approval and live status ---------------------------------------------------------
+
+FINISHED = ("completed", "cancelled", "stopped")
+
+
+@app.command("approve")
+@friendly
+def campaigns_approve(
+    campaign_id: int,
+    by: Annotated[str, typer.Option("--by", help="The approving official or admin (a user name).")],
+) -> None:
+    """Approve a draft as the second person (two-person rule: urgent or large campaigns)."""
+    with unit_of_work() as session:
+        approver = auth.get_user(session, by)
+        campaigns.approve(session, campaign_id, approver.id)
+        log_action(session, "campaign.approve", "campaign", campaign_id, approved_by=by)
+    console.print(
+        f"campaign {campaign_id} approved by {by}; launch it with: riskcast campaigns launch {campaign_id}"
+    )
+
+
+def watch_status(campaign_id: int, interval: float = 1.0) -> None:
+    """Redraw a progress bar until the campaign is completed, cancelled or stopped; exit 1
+    if it stopped on an error."""
+    waiting = ("pending", "queued", "sending")
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        console=console,
+    ) as bar:
+        task = bar.add_task(f"campaign {campaign_id}", total=None, detail="")
+        while True:
+            with unit_of_work() as session:
+                status = campaigns.status(session, campaign_id)
+            counts = status["counts"]
+            total = sum(counts.values())
+            done = total - sum(counts[s] for s in waiting)
+            detail = " ".join(f"{k}={v}" for k, v in counts.items() if v) + f" [{status['state']}]"
+            bar.update(task, total=total or None, completed=done, detail=detail)
+            if status["state"] in FINISHED:
+                break
+            time.sleep(interval)
+    console.print(f"campaign {campaign_id} is {status['state']}")
+    if status["error"]:
+        fail(status["error"])

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, deliveries, scheduling
+from broadcaster import auth, campaigns, deliveries, scheduling
 from broadcaster.db import make_session_factory, session_scope, utcnow
 from broadcaster.errors import IllegalState
 from broadcaster.fanout import fanout_page
@@ -30,6 +30,8 @@ def test_urgent_is_claimed_first(session: Session) -> None:
     factories.community(session, "village")
     bulk = factories.campaign(session, ["village"])
     urgent = factories.campaign(session, ["village"], key="covid-test", priority="urgent")
+    approver = auth.create_user(session, "approver", role="admin")  # two-person rule
+    campaigns.approve(session, urgent.id, approver.id)
     campaigns.schedule(session, bulk.id)
     campaigns.schedule(session, urgent.id)
     assert [c for c, _ in scheduling.claim_due(session, utcnow(), limit=1)] == [urgent.id]

@@ -1,0 +1,394 @@
+"""/api/v1/campaigns: create, preview, approve, schedule or launch, and every operator move
+(pause, resume, cancel, retry-failed), the status and the deliveries by state.
+
+Officials compose, schedule and approve; operators pause, resume, cancel and retry; admins
+do both. Officials see their own campaigns and every draft (drafts are what a second
+official approves). Each move writes an audit row in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, BaseModel, Field
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from broadcaster import campaigns, preview
+from broadcaster.api import stats
+from broadcaster.api.common import ERRORS, MAX_ID, Id, phone_for
+from broadcaster.api.deps import Anyone, Caller, Db, Official, Operator, Rt
+from broadcaster.db import utcnow
+from broadcaster.errors import InvalidInput, NotFound
+from broadcaster.models import (
+    Campaign,
+    CampaignState,
+    Contact,
+    Delivery,
+    Role,
+    Template,
+    TemplateVersion,
+    User,
+)
+
+router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"], responses=ERRORS)
+
+StateName = Literal[
+    "pending", "queued", "sending", "sent", "delivered", "undelivered", "failed", "skipped"
+]
+
+
+class CampaignIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    template: str = Field(min_length=1, max_length=100)
+    communities: list[str] = Field(min_length=1, max_length=100)
+    descendants: bool = True
+    languages: list[str] = Field(default_factory=list, max_length=50)
+    countries: list[str] = Field(default_factory=list, max_length=50)
+    priority: Literal["urgent", "bulk"] = "bulk"
+    channel: Literal["sms", "whatsapp"] = "sms"
+    variables: dict[str, str] = Field(default_factory=dict)
+    quiet_hours: tuple[int, int] | None = Field(
+        default=None, description="[start, end] local hours of each recipient: no sending then"
+    )
+    valid_hours: float | None = Field(
+        default=None, gt=0, le=24 * 30, description="hours the message stays worth sending"
+    )
+
+
+class ScheduleIn(BaseModel):
+    send_at: AwareDatetime | None = Field(
+        default=None, description="when to send, with a time zone (ISO 8601); now when absent"
+    )
+
+
+class Progress(BaseModel):
+    done: int
+    total: int
+    percent: int
+
+
+class CampaignOut(BaseModel):
+    id: int
+    name: str
+    state: str
+    priority: str
+    channel: str
+    template: str
+    template_version: int
+    recipients: int
+    send_at: datetime | None
+    created_at: datetime
+    completed_at: datetime | None
+    created_by: str | None
+    approved_by: str | None
+    error: str | None
+    counts: dict[str, int]
+    progress: Progress
+
+
+class RetryOut(BaseModel):
+    campaign: CampaignOut
+    requeued: int
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    phone: str | None
+    state: str
+    reason: str | None
+    error_code: int | None
+    error_message: str | None
+    attempts: int
+    updated_at: datetime
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_after: int | None = Field(description="pass as `after` for the next page; null at the end")
+
+
+class ApprovalOut(BaseModel):
+    needs_approval: bool
+    rule: str
+    recipients: int
+    approved_by: str | None
+
+
+def _names(session: Session, ids: set[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return dict(session.execute(select(User.id, User.name).where(User.id.in_(wanted))).all())
+
+
+def _outs(session: Session, rows: list[Campaign]) -> list[CampaignOut]:
+    names = _names(session, {c.created_by for c in rows} | {c.approved_by for c in rows})
+    counts = stats.counts_for(session, [c.id for c in rows])
+    versions = dict(
+        session.execute(
+            select(TemplateVersion.id, Template.key)
+            .join(Template, Template.id == TemplateVersion.template_id)
+            .where(TemplateVersion.id.in_({c.template_version_id for c in rows}))
+        ).all()
+    )
+    version_numbers = dict(
+        session.execute(
+            select(TemplateVersion.id, TemplateVersion.version).where(
+                TemplateVersion.id.in_({c.template_version_id for c in rows})
+            )
+        ).all()
+    )
+    return [
+        CampaignOut(
+            id=c.id,
+            name=c.name,
+            state=c.state,
+            priority=c.priority,
+            channel=c.channel,
+            template=versions.get(c.template_version_id, ""),
+            template_version=version_numbers.get(c.template_version_id, 0),
+            recipients=c.recipients,
+            send_at=c.send_at,
+            created_at=c.created_at,
+            completed_at=c.completed_at,
+            created_by=names.get(c.created_by) if c.created_by else None,
+            approved_by=names.get(c.approved_by) if c.approved_by else None,
+            error=c.error,
+            counts=counts[c.id],
+            progress=Progress(**stats.progress(counts[c.id])),
+        )
+        for c in rows
+    ]
+
+
+def campaign_out(session: Session, campaign: Campaign) -> CampaignOut:
+    return _outs(session, [campaign])[0]
+
+
+def visible(caller: Caller, campaign: Campaign) -> bool:
+    """Officials see their own campaigns and every draft; operators and admins see all."""
+    if caller.role != Role.OFFICIAL:
+        return True
+    return campaign.created_by == caller.user_id or campaign.state == CampaignState.DRAFT
+
+
+def get_visible(session: Session, caller: Caller, campaign_id: int) -> Campaign:
+    campaign = campaigns.get(session, campaign_id)
+    if not visible(caller, campaign):
+        raise NotFound(f"campaign {campaign_id} does not exist")
+    return campaign
+
+
+def list_visible(session: Session, caller: Caller, limit: int = 100) -> list[Campaign]:
+    stmt = select(Campaign).order_by(Campaign.id.desc()).limit(limit)
+    if caller.role == Role.OFFICIAL:
+        stmt = stmt.where(
+            or_(Campaign.created_by == caller.user_id, Campaign.state == CampaignState.DRAFT.value)
+        )
+    return list(session.scalars(stmt))
+
+
+def create(session: Session, caller: Caller, body: CampaignIn) -> Campaign:
+    campaign = campaigns.create_campaign(
+        session,
+        name=body.name,
+        template_key=body.template,
+        community_slugs=body.communities,
+        descendants=body.descendants,
+        languages=body.languages,
+        countries=body.countries,
+        priority=body.priority,
+        channel=body.channel,
+        variables=body.variables,
+        quiet_hours=body.quiet_hours,
+        valid_until=utcnow() + timedelta(hours=body.valid_hours) if body.valid_hours else None,
+        created_by=caller.user_id,
+    )
+    caller.record(session, "campaign.create", "campaign", campaign.id, name=campaign.name)
+    return campaign
+
+
+def schedule(
+    session: Session, caller: Caller, campaign_id: int, send_at: datetime | None, threshold: int
+) -> Campaign:
+    get_visible(session, caller, campaign_id)
+    if send_at is not None and send_at.tzinfo is None:
+        raise InvalidInput("give a time zone (e.g. 2024-05-01T09:00:00+07:00)", field="send_at")
+    campaign = campaigns.schedule(
+        session, campaign_id, send_at=send_at, approval_threshold=threshold
+    )
+    caller.record(
+        session,
+        "campaign.schedule" if send_at else "campaign.launch",
+        "campaign",
+        campaign_id,
+        send_at=campaign.send_at.isoformat() if campaign.send_at else None,
+    )
+    return campaign
+
+
+def approve(session: Session, caller: Caller, campaign_id: int) -> Campaign:
+    get_visible(session, caller, campaign_id)
+    campaign = campaigns.approve(session, campaign_id, caller.user_id)
+    caller.record(session, "campaign.approve", "campaign", campaign_id)
+    return campaign
+
+
+def operate(session: Session, caller: Caller, campaign_id: int, action: str) -> Campaign:
+    """pause, resume or cancel, audited."""
+    moves = {"pause": campaigns.pause, "resume": campaigns.resume, "cancel": campaigns.cancel}
+    campaign = moves[action](session, campaign_id)
+    caller.record(session, f"campaign.{action}", "campaign", campaign_id, state=campaign.state)
+    return campaign
+
+
+def retry(session: Session, caller: Caller, campaign_id: int) -> int:
+    count = campaigns.retry_failed(session, campaign_id)
+    caller.record(session, "campaign.retry_failed", "campaign", campaign_id, deliveries=count)
+    return count
+
+
+def deliveries_page(
+    session: Session,
+    caller: Caller,
+    campaign_id: int,
+    *,
+    state: str | None,
+    after: int,
+    limit: int,
+) -> DeliveryPage:
+    stmt = (
+        select(Delivery, Contact.phone)
+        .outerjoin(Contact, Contact.id == Delivery.contact_id)
+        .where(Delivery.campaign_id == campaign_id, Delivery.id > after)
+        .order_by(Delivery.id)
+        .limit(limit + 1)
+    )
+    if state is not None:
+        stmt = stmt.where(Delivery.state == state)
+    rows = session.execute(stmt).all()
+    items = [
+        DeliveryOut(
+            id=d.id,
+            phone=phone_for(caller, phone),
+            state=d.state,
+            reason=d.reason,
+            error_code=d.error_code,
+            error_message=d.error_message,
+            attempts=d.attempts,
+            updated_at=d.updated_at,
+        )
+        for d, phone in rows[:limit]
+    ]
+    return DeliveryPage(items=items, next_after=items[-1].id if len(rows) > limit else None)
+
+
+# -- routes ---------------------------------------------------------------------------
+
+
+@router.get("")
+def list_campaigns(
+    caller: Anyone, session: Db, limit: int = Query(default=100, ge=1, le=500)
+) -> list[CampaignOut]:
+    return _outs(session, list_visible(session, caller, limit))
+
+
+@router.post("", status_code=201)
+def create_campaign(body: CampaignIn, caller: Official, session: Db) -> CampaignOut:
+    return campaign_out(session, create(session, caller, body))
+
+
+@router.get("/{campaign_id}")
+def campaign_status(campaign_id: Id, caller: Anyone, session: Db) -> CampaignOut:
+    return campaign_out(session, get_visible(session, caller, campaign_id))
+
+
+@router.get("/{campaign_id}/preview")
+def preview_campaign(campaign_id: Id, caller: Anyone, session: Db, rt: Rt) -> dict[str, Any]:
+    """Per language: text, encoding, segments, recipients, cost; and wording warnings."""
+    get_visible(session, caller, campaign_id)
+    return preview.preview_campaign(
+        session, campaign_id, prices=rt.settings.segment_prices
+    ).to_dict()
+
+
+@router.get("/{campaign_id}/approval")
+def approval(campaign_id: Id, caller: Anyone, session: Db, rt: Rt) -> ApprovalOut:
+    """Whether the two-person rule applies to this campaign, and who approved it."""
+    campaign = get_visible(session, caller, campaign_id)
+    rule = campaigns.approval_rule(session, campaign, rt.settings.approval_threshold)
+    names = _names(session, {campaign.approved_by})
+    return ApprovalOut(
+        needs_approval=bool(rule),
+        rule=rule,
+        recipients=campaigns.count_recipients(session, campaign),
+        approved_by=names.get(campaign.approved_by) if campaign.approved_by else None,
+    )
+
+
+@router.post("/{campaign_id}/approve")
+def approve_campaign(campaign_id: Id, caller: Official, session: Db) -> CampaignOut:
+    """Approve a draft as the second person (not its creator)."""
+    return campaign_out(session, approve(session, caller, campaign_id))
+
+
+@router.post("/{campaign_id}/schedule")
+def schedule_campaign(
+    campaign_id: Id, body: ScheduleIn, caller: Official, session: Db, rt: Rt
+) -> CampaignOut:
+    campaign = schedule(session, caller, campaign_id, body.send_at, rt.settings.approval_threshold)
+    return campaign_out(session, campaign)
+
+
+@router.post("/{campaign_id}/launch")
+def launch_campaign(campaign_id: Id, caller: Official, session: Db, rt: Rt) -> CampaignOut:
+    """Schedule for now: the scheduler picks it up within seconds."""
+    campaign = schedule(session, caller, campaign_id, None, rt.settings.approval_threshold)
+    return campaign_out(session, campaign)
+
+
+@router.post("/{campaign_id}/pause")
+def pause_campaign(campaign_id: Id, caller: Operator, session: Db) -> CampaignOut:
+    return campaign_out(session, operate(session, caller, campaign_id, "pause"))
+
+
+@router.post("/{campaign_id}/resume")
+def resume_campaign(campaign_id: Id, caller: Operator, session: Db) -> CampaignOut:
+    return campaign_out(session, operate(session, caller, campaign_id, "resume"))
+
+
+@router.post("/{campaign_id}/cancel")
+def cancel_campaign(campaign_id: Id, caller: Operator, session: Db) -> CampaignOut:
+    return campaign_out(session, operate(session, caller, campaign_id, "cancel"))
+
+
+@router.post("/{campaign_id}/retry-failed")
+def retry_failed(campaign_id: Id, caller: Operator, session: Db) -> RetryOut:
+    """Queue again the failures a retry may overcome (never permanent refusals)."""
+    count = retry(session, caller, campaign_id)
+    return RetryOut(
+        campaign=campaign_out(session, campaigns.get(session, campaign_id)), requeued=count
+    )
+
+
+@router.get("/{campaign_id}/deliveries")
+def list_deliveries(
+    campaign_id: Id,
+    caller: Anyone,
+    session: Db,
+    state: StateName | None = None,
+    after: int = Query(default=0, ge=0, le=MAX_ID, description="the last id of the previous page"),
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> DeliveryPage:
+    get_visible(session, caller, campaign_id)
+    return deliveries_page(session, caller, campaign_id, state=state, after=after, limit=limit)
+
+
+@router.get("/{campaign_id}/failures")
+def campaign_failures(campaign_id: Id, caller: Anyone, session: Db) -> list[dict[str, Any]]:
+    """Failed and undelivered deliveries grouped by provider error code, with its message."""
+    get_visible(session, caller, campaign_id)
+    return [vars(f) for f in stats.failures(session, campaign_id)]

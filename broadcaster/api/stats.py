@@ -1,0 +1,152 @@
+"""What operators watch: queue depths in Redis, deliveries by state, failures by error code,
+stuck deliveries. Plain functions over a session, shared by the API, the dashboard,
+``/metrics`` and ``riskcast queue``.
+
+The broker's queues are Redis lists named after the queue (``urgent``, ``bulk``,
+``control``), so their depth is an ``LLEN``. Without a Redis URL (the in-process
+``riskcast serve``) depths are unknown, not zero.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import redis
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from broadcaster.db import utcnow
+from broadcaster.models import Campaign, Contact, Delivery, DeliveryState
+
+log = logging.getLogger(__name__)
+
+QUEUES = ("urgent", "bulk", "control")
+FAILED_STATES = (DeliveryState.FAILED.value, DeliveryState.UNDELIVERED.value)
+
+
+@dataclass(frozen=True)
+class QueueDepths:
+    depths: dict[str, int | None]
+    error: str | None = None
+
+
+def queue_depths(redis_url: str | None) -> QueueDepths:
+    if not redis_url:
+        return QueueDepths(
+            dict.fromkeys(QUEUES), "no Redis configured (RISKCAST_REDIS_URL or a redis broker)"
+        )
+    client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return QueueDepths({q: int(client.llen(q)) for q in QUEUES})
+    except redis.RedisError as exc:
+        log.warning("queue depth unavailable: %s", exc.__class__.__name__)
+        return QueueDepths(dict.fromkeys(QUEUES), f"Redis unavailable: {exc.__class__.__name__}")
+    finally:
+        client.close()
+
+
+def deliveries_by_state(session: Session, campaign_id: int | None = None) -> dict[str, int]:
+    counts = {s.value: 0 for s in DeliveryState}
+    stmt = select(Delivery.state, func.count()).group_by(Delivery.state)
+    if campaign_id is not None:
+        stmt = stmt.where(Delivery.campaign_id == campaign_id)
+    for state, n in session.execute(stmt):
+        counts[state] = n
+    return counts
+
+
+def by_state_and_priority(session: Session) -> list[tuple[str, str, int]]:
+    """(delivery state, campaign priority, count) over every delivery."""
+    rows = session.execute(
+        select(Delivery.state, Campaign.priority, func.count())
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .group_by(Delivery.state, Campaign.priority)
+    )
+    return [(state, priority, n) for state, priority, n in rows]
+
+
+def counts_for(session: Session, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Deliveries by state for several campaigns in one query."""
+    result: dict[int, dict[str, int]] = {
+        cid: {s.value: 0 for s in DeliveryState} for cid in campaign_ids
+    }
+    if not campaign_ids:
+        return result
+    rows = session.execute(
+        select(Delivery.campaign_id, Delivery.state, func.count())
+        .where(Delivery.campaign_id.in_(campaign_ids))
+        .group_by(Delivery.campaign_id, Delivery.state)
+    )
+    for cid, state, n in rows:
+        result[cid][state] = n
+    return result
+
+
+def progress(counts: dict[str, int]) -> dict[str, Any]:
+    """Done, total and percent of a campaign's deliveries (done = no longer pending,
+    queued or sending)."""
+    total = sum(counts.values())
+    waiting = sum(counts.get(s, 0) for s in ("pending", "queued", "sending"))
+    done = total - waiting
+    return {"done": done, "total": total, "percent": round(100 * done / total) if total else 0}
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    error_code: int | None
+    reason: str | None
+    message: str | None
+    count: int
+
+
+def failures(session: Session, campaign_id: int | None = None) -> list[FailureGroup]:
+    """Failed and undelivered deliveries grouped by provider error code (and our reason),
+    with the provider's explanation as the workers recorded it on the delivery."""
+    stmt = (
+        select(
+            Delivery.error_code,
+            Delivery.reason,
+            func.max(Delivery.error_message),
+            func.count(),
+        )
+        .where(Delivery.state.in_(FAILED_STATES))
+        .group_by(Delivery.error_code, Delivery.reason)
+        .order_by(func.count().desc())
+    )
+    if campaign_id is not None:
+        stmt = stmt.where(Delivery.campaign_id == campaign_id)
+    return [
+        FailureGroup(code, reason, message, n) for code, reason, message, n in session.execute(stmt)
+    ]
+
+
+@dataclass(frozen=True)
+class StuckDelivery:
+    id: int
+    campaign_id: int
+    phone: str | None
+    attempts: int
+    sending_at: Any
+
+
+def stuck_sending(
+    session: Session, *, older_than: float, limit: int = 50
+) -> tuple[int, list[StuckDelivery]]:
+    """Deliveries in ``sending`` for longer than ``older_than`` seconds: how many, and the
+    oldest (with their whole number: the caller masks it)."""
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    where = (Delivery.state == DeliveryState.SENDING.value, Delivery.sending_at < cutoff)
+    total = session.scalar(select(func.count()).select_from(Delivery).where(*where)) or 0
+    rows = session.execute(
+        select(
+            Delivery.id, Delivery.campaign_id, Contact.phone, Delivery.attempts, Delivery.sending_at
+        )
+        .outerjoin(Contact, Contact.id == Delivery.contact_id)
+        .where(*where)
+        .order_by(Delivery.sending_at)
+        .limit(limit)
+    )
+    return total, [StuckDelivery(*row) for row in rows]

@@ -1,0 +1,147 @@
+"""Users, roles, API tokens and dashboard passwords.
+
+An API token is 32 random bytes (``secrets.token_urlsafe``) shown once, when it is made;
+only its SHA-256 is stored, so a copy of the database lets nobody call the API. Dashboard
+passwords are hashed with Argon2id (``argon2-cffi``), whose parameters travel in the hash,
+so they can be raised later and old hashes still verify (and are rehashed at login).
+
+Roles: ``official`` composes, schedules and approves campaigns; ``operator`` monitors,
+pauses, resumes, cancels and retries; ``admin`` does both and manages users, sees whole
+phone numbers and the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broadcaster.db import utcnow
+from broadcaster.errors import InvalidInput, NotFound
+from broadcaster.models import ApiToken, Role, User
+
+ROLES = tuple(r.value for r in Role)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
+MIN_PASSWORD = 10
+
+_hasher = PasswordHasher()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInput(f"{role!r} is not one of {', '.join(ROLES)}", field="role")
+    return role
+
+
+def get_user(session: Session, name: str) -> User:
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise NotFound(f"user {name!r} does not exist")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.name)))
+
+
+def create_user(session: Session, name: str, *, role: str, password: str | None = None) -> User:
+    if not NAME.fullmatch(name):
+        raise InvalidInput(
+            f"{name!r} is not a user name (letters, digits, . _ @ -, at most 100)", field="name"
+        )
+    check_role(role)
+    if session.scalar(select(User.id).where(User.name == name)) is not None:
+        raise InvalidInput(f"user {name!r} already exists", field="name")
+    user = User(name=name, role=role, active=True)
+    if password is not None:
+        user.password_hash = hash_password(password)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"must be at least {MIN_PASSWORD} characters", field="password")
+    return _hasher.hash(password)
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    session.flush()
+
+
+def authenticate(session: Session, name: str, password: str) -> User | None:
+    """The active user with this name and password, or None (the same for either mistake)."""
+    user = session.scalar(select(User).where(User.name == name, User.active.is_(True)))
+    if user is None or not user.password_hash:
+        # Spend the same time as a real check, so a wrong name is not told apart by timing.
+        _hasher.hash(password or "x")
+        return None
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def issue_token(session: Session, user: User) -> tuple[ApiToken, str]:
+    """A new API token for ``user``: the row and the token itself (shown once, never stored)."""
+    token = secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, token_hash=hash_token(token))
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    """The active user whose unrevoked token this is, or None."""
+    if not token:
+        return None
+    row = session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(
+            ApiToken.token_hash == hash_token(token),
+            ApiToken.revoked_at.is_(None),
+            User.active.is_(True),
+        )
+    ).first()
+    if row is None:
+        return None
+    api_token, user = row
+    api_token.last_used_at = utcnow()
+    return user
+
+
+def list_tokens(session: Session, user: User) -> list[ApiToken]:
+    return list(
+        session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
+    )
+
+
+def revoke_token(session: Session, token_id: int) -> ApiToken:
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"token {token_id} does not exist")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.flush()
+    return row
+
+
+def deactivate(session: Session, user: User) -> None:
+    """A deactivated user can neither log in nor use any of their tokens."""
+    user.active = False
+    session.flush()

@@ -1,0 +1,158 @@
+# ruff: noqa: F811 - pytest fixtures imported by name
+"""Every /api/v1 route (and /metrics): 401 without a valid token, 403 with the wrong role;
+tokens stored hashed; revoked tokens and inactive users refused."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broadcaster import auth
+from broadcaster.api.app import API_ROUTERS
+from broadcaster.metrics import metrics_router
+from broadcaster.models import ApiToken
+from tests.broadcaster.apiclient import Person, TestClient, app, client, people, person  # noqa: F401 - fixtures
+
+SAMPLE = {"campaign_id": "1", "key": "x", "name": "x", "token_id": "1", "message_id": "1"}
+
+
+def allowed_roles(route: APIRoute) -> frozenset[str] | None:
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        roles = getattr(dep.call, "allowed_roles", None)
+        if roles is not None:
+            return frozenset(roles)
+        stack.extend(dep.dependencies)
+    return None
+
+
+def protected_routes() -> list[tuple[str, str, frozenset[str] | None]]:
+    routes = []
+    for router in (*API_ROUTERS, metrics_router):
+        for route in router.routes:
+            assert isinstance(route, APIRoute)
+            path = re.sub(r"\{(\w+)\}", lambda m: SAMPLE[m.group(1)], route.path)
+            for method in sorted(route.methods):
+                routes.append((method, path, allowed_roles(route)))
+    return routes
+
+
+ROUTES = protected_routes()
+IDS = [f"{m} {p}" for m, p, _ in ROUTES]
+
+
+def test_every_api_route_names_its_roles() -> None:
+    assert len(ROUTES) > 25
+    assert all(roles is not None for _, _, roles in ROUTES), [
+        (m, p) for m, p, roles in ROUTES if roles is None
+    ]
+
+
+@pytest.mark.parametrize(("method", "path", "roles"), ROUTES, ids=IDS)
+def test_401_without_or_with_a_bad_token(
+    client: TestClient, method: str, path: str, roles: frozenset[str]
+) -> None:
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic eDp5"}):
+        response = client.request(method, path, headers=headers)
+        assert response.status_code == 401, (headers, response.text)
+        assert response.json()["error"]
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(("method", "path", "roles"), ROUTES, ids=IDS)
+def test_403_with_the_wrong_role(
+    client: TestClient, people: dict[str, Person], method: str, path: str, roles: frozenset[str]
+) -> None:
+    wrong = [p for p in people.values() if p.role not in roles]
+    if not wrong:
+        pytest.skip("every role may call this route")
+    for who in wrong:
+        response = client.request(method, path, headers=who.headers)
+        assert response.status_code == 403, (who.role, response.text)
+        assert "role" in response.json()["error"]
+
+
+def test_admins_may_call_every_route() -> None:
+    assert all("admin" in roles for _, _, roles in ROUTES if roles is not None)
+
+
+def test_tokens_are_stored_hashed_and_can_be_revoked(
+    client: TestClient, session: Session, people: dict[str, Person]
+) -> None:
+    official = people["official"]
+    stored = session.scalars(select(ApiToken.token_hash)).all()
+    assert official.token not in stored
+    assert auth.hash_token(official.token) in stored
+    assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in stored)
+    assert client.get("/api/v1/communities", headers=official.headers).status_code == 200
+
+    token_id = session.scalar(
+        select(ApiToken.id).where(ApiToken.token_hash == auth.hash_token(official.token))
+    )
+    admin = people["admin"].headers
+    assert client.post(f"/api/v1/tokens/{token_id}/revoke", headers=admin).status_code == 200
+    assert client.get("/api/v1/communities", headers=official.headers).status_code == 401
+
+
+def test_a_deactivated_user_is_refused(client: TestClient, people: dict[str, Person]) -> None:
+    operator = people["operator"]
+    assert client.get("/api/v1/queue", headers=operator.headers).status_code == 200
+    response = client.post("/api/v1/users/otto/deactivate", headers=people["admin"].headers)
+    assert response.status_code == 200 and response.json()["active"] is False
+    assert client.get("/api/v1/queue", headers=operator.headers).status_code == 401
+
+
+def test_admin_creates_a_user_whose_token_is_shown_once(
+    client: TestClient, people: dict[str, Person]
+) -> None:
+    admin = people["admin"].headers
+    made = client.post("/api/v1/users", json={"name": "nina", "role": "operator"}, headers=admin)
+    assert made.status_code == 201, made.text
+    token = made.json()["token"]
+    assert (
+        client.get("/api/v1/queue", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    )
+    listed = client.get("/api/v1/users/nina/tokens", headers=admin).json()
+    assert len(listed) == 1 and "token" not in listed[0]
+    bad = client.post("/api/v1/users", json={"name": "x", "role": "king"}, headers=admin)
+    assert bad.status_code == 422 and bad.json()["field"] == "role"
+    twice = client.post("/api/v1/users", json={"name": "nina", "role": "admin"}, headers=admin)
+    assert twice.status_code == 422 and twice.json()["field"] == "name"
+
+
+def test_passwords_are_argon2_hashed(session: Session) -> None:
+    person(session, "olivia", "official", password="correct horse battery")
+    user = auth.get_user(session, "olivia")
+    assert user.password_hash and user.password_hash.startswith("$argon2id$")
+    assert auth.authenticate(session, "olivia", "correct horse battery") is not None
+    assert auth.authenticate(session, "olivia", "wrong password!") is None
+    assert auth.authenticate(session, "nobody", "correct horse battery") is None
+
+
+def test_openapi_declares_bearer_auth(app: FastAPI) -> None:
+    schema = app.openapi()
+    assert "HTTPBearer" in schema["components"]["securitySchemes"]
+    assert "/healthz" not in schema["paths"]
+
+
+def test_the_route_list_is_the_whole_api(app: FastAPI) -> None:
+    documented = {
+        (method.upper(), path)
+        for path, item in app.openapi()["paths"].items()
+        for method in item
+        if path.startswith("/api/") or path == "/metrics"
+    }
+    listed = {
+        (m, p)
+        for router in (*API_ROUTERS, metrics_router)
+        for r in router.routes
+        for m in r.methods
+        for p in [r.path]
+    }  # type: ignore[attr-defined]
+    assert documented == listed

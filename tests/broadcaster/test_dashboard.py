@@ -1,0 +1,136 @@
+# ruff: noqa: F811 - pytest fixtures imported by name
+"""The dashboard through its forms: login with CSRF, compose with a per-language preview,
+approval by a second official, launch, the operator page, the inbox, the audit log."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broadcaster.models import AuditEvent
+from tests import factories
+from tests.broadcaster.apiclient import PASSWORD, TestClient, app, person  # noqa: F401
+
+
+def csrf(page: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match, page
+    return match.group(1)
+
+
+def login(client: TestClient, name: str) -> str:
+    page = client.get("/login").text
+    response = client.post(
+        "/login",
+        data={"name": name, "password": PASSWORD, "csrf": csrf(page)},
+        follow_redirects=True,
+    )
+    assert response.status_code == 200 and name in response.text, response.text
+    return csrf(response.text)
+
+
+def test_official_composes_second_official_approves_operator_watches(
+    app: object, session: Session
+) -> None:
+    factories.community(session, "laos", country="LA", language="lo")
+    for i in range(6):
+        factories.contact(session, factories.lao_number(800 + i), community_slugs=("laos",))
+    factories.template(session)
+    person(session, "olivia", "official", password=PASSWORD)
+    person(session, "omar", "official", password=PASSWORD)
+    person(session, "otto", "operator", password=PASSWORD)
+    person(session, "ada", "admin", password=PASSWORD)
+
+    with TestClient(app) as anon:
+        assert anon.get("/dashboard", follow_redirects=False).headers["location"] == "/login"
+        page = anon.get("/login").text
+        no_csrf = anon.post("/login", data={"name": "olivia", "password": PASSWORD, "csrf": "x"})
+        assert no_csrf.status_code == 403
+        wrong = anon.post(
+            "/login",
+            data={"name": "olivia", "password": "nope", "csrf": csrf(page)},
+            follow_redirects=True,
+        )
+        assert "wrong name or password" in wrong.text
+
+    with TestClient(app) as olivia:
+        token = login(olivia, "olivia")
+        form = {
+            "csrf": token,
+            "name": "Testing week",
+            "template": "covid-test",
+            "communities": ["laos"],
+            "priority": "bulk",
+            "channel": "sms",
+        }
+        shown = olivia.post("/dashboard/compose", data={**form, "action": "preview"})
+        assert shown.status_code == 200
+        assert "UCS-2" in shown.text and "GSM-7" in shown.text and "segment" in shown.text
+        assert "Needs approval" in shown.text  # 6 recipients > threshold 5
+        made = olivia.post(
+            "/dashboard/compose", data={**form, "action": "create"}, follow_redirects=True
+        )
+        assert "saved as a draft" in made.text
+        cid = int(re.search(r"#(\d+) Testing week", made.text).group(1))
+        refused = olivia.post(
+            f"/dashboard/campaigns/{cid}/launch", data={"csrf": token}, follow_redirects=True
+        )
+        assert "two-person rule" in refused.text
+        own = olivia.post(
+            f"/dashboard/campaigns/{cid}/approve", data={"csrf": token}, follow_redirects=True
+        )
+        assert "a second person must approve it" in own.text
+        assert olivia.get("/dashboard/operator").status_code == 403
+
+    with TestClient(app) as omar:
+        token = login(omar, "omar")
+        ok = omar.post(
+            f"/dashboard/campaigns/{cid}/approve", data={"csrf": token}, follow_redirects=True
+        )
+        assert "approve: done" in ok.text and "approved by omar" in ok.text
+        bad = omar.post(f"/dashboard/campaigns/{cid}/approve", data={"csrf": "forged"})
+        assert bad.status_code == 403
+
+    with TestClient(app) as olivia:
+        token = login(olivia, "olivia")
+        sent = olivia.post(
+            f"/dashboard/campaigns/{cid}/launch", data={"csrf": token}, follow_redirects=True
+        )
+        assert "launch: done" in sent.text and "scheduled" in sent.text
+        assert "Testing week" in olivia.get("/dashboard").text
+        assert olivia.get("/dashboard/inbox").status_code == 200
+
+    with TestClient(app) as otto:
+        token = login(otto, "otto")
+        page = otto.get("/dashboard/operator").text
+        assert "Queues" in page and "Testing week" in page and "no Redis configured" in page
+        paused = otto.post(
+            f"/dashboard/campaigns/{cid}/pause", data={"csrf": token}, follow_redirects=True
+        )
+        assert "pause: done" in paused.text
+        deliveries = otto.get(f"/dashboard/campaigns/{cid}/deliveries").text
+        assert "+856205" not in deliveries
+
+    with TestClient(app) as ada:
+        login(ada, "ada")
+        audit = ada.get("/dashboard/audit").text
+        for action in (
+            "login",
+            "campaign.create",
+            "campaign.approve",
+            "campaign.launch",
+            "campaign.pause",
+        ):
+            assert action in audit
+        assert ada.get("/dashboard/audit.csv").text.startswith("id,at,actor,action")
+
+    done = [
+        (a, s)
+        for a, s in session.execute(
+            select(AuditEvent.action, AuditEvent.actor).order_by(AuditEvent.id)
+        )
+    ]
+    assert ("campaign.approve", "omar") in done and ("campaign.launch", "olivia") in done
+    assert ("login.failed", "olivia") in done

@@ -1,0 +1,53 @@
+"""The scheduler: runs the tick and the reconciler itself, on a clock, in its own process.
+
+Celery beat would only publish tick messages into queues that the same workers drain; under
+a bulk backlog every worker slot is busy with sends, the tick messages wait (or expire), and
+a due urgent campaign waits with them. Here the ticks are plain function calls in the
+scheduler process, so they run on time whatever the queues hold. Several schedulers may run
+(a Redis lock makes one of them do each tick, and the database claims are exact anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from workers.context import Context
+from workers.pipeline import reconcile, tick
+
+log = logging.getLogger(__name__)
+
+
+def _guarded(name: str, work: Callable[[], object]) -> None:
+    try:
+        work()
+    except Exception:
+        # A database or Redis outage must not end the scheduler: log and try next time.
+        log.exception("%s failed; trying again at the next interval", name)
+
+
+def run_scheduler(ctx: Context, stop: threading.Event) -> None:
+    """Tick every ``scheduler_interval`` and reconcile every ``reconcile_interval`` until
+    ``stop`` is set."""
+    settings = ctx.settings
+    next_tick = next_reconcile = time.monotonic()
+    while not stop.is_set():
+        now = time.monotonic()
+        if now >= next_tick:
+            if ctx.leases.try_lock("tick", settings.scheduler_interval * 0.8):
+                _guarded("tick", lambda: tick(ctx))
+            next_tick = now + settings.scheduler_interval
+        if now >= next_reconcile:
+            if ctx.leases.try_lock("reconcile", settings.reconcile_interval * 0.8):
+                _guarded("reconcile", lambda: reconcile(ctx))
+            next_reconcile = now + settings.reconcile_interval
+        stop.wait(max(0.0, min(next_tick, next_reconcile) - time.monotonic()))
+
+
+def start_in_thread(ctx: Context) -> tuple[threading.Thread, threading.Event]:
+    stop = threading.Event()
+    thread = threading.Thread(target=run_scheduler, args=(ctx, stop), name="scheduler", daemon=True)
+    thread.start()
+    return thread, stop
