@@ -88,6 +88,7 @@ def create_campaign(
     variables: Mapping[str, str] | None = None,
     quiet_hours: tuple[int, int] | None = None,
     valid_until: datetime | None = None,
+    send_rate: float | None = None,
     created_by: int | None = None,
 ) -> Campaign:
     """A draft campaign frozen to the template's current version."""
@@ -114,6 +115,8 @@ def create_campaign(
             f"(it has: {', '.join(sorted(version.variables)) or 'none'})",
             field="var",
         )
+    if send_rate is not None and send_rate <= 0:
+        raise InvalidInput("must be more than 0 segments per second", field="send_rate")
     if quiet_hours is not None:
         start, end = quiet_hours
         if not (0 <= start <= 23 and 0 <= end <= 23) or start == end:
@@ -134,6 +137,7 @@ def create_campaign(
         quiet_start=quiet_hours[0] if quiet_hours else None,
         quiet_end=quiet_hours[1] if quiet_hours else None,
         valid_until=valid_until,
+        send_rate=send_rate,
         created_by=created_by,
     )
     session.add(campaign)

@@ -1,16 +1,18 @@
-"""Communities: create them in a hierarchy and resolve an audience to community ids."""
+"""Communities: create them in a hierarchy, list the tree, and resolve an audience to
+community ids."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from broadcaster.errors import InvalidInput, NotFound
-from broadcaster.models import Community, CommunityKind
+from broadcaster.models import Community, CommunityKind, Membership
 from messages import LanguageError, normalize_language
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -104,3 +106,48 @@ def expand_ids(session: Session, ids: Iterable[int], *, descendants: bool) -> li
         select(Community.id).where(or_(*(Community.path.startswith(p) for p in paths)))
     )
     return sorted(set(rows))
+
+
+@dataclass
+class CommunityNode:
+    """A community in the tree, with its member counts (contacts of any status)."""
+
+    community: Community
+    members: int  # contacts in this community itself
+    total: int  # distinct contacts in it and every community below it
+    children: list[CommunityNode] = field(default_factory=list)
+
+
+def member_counts(session: Session) -> dict[int, tuple[int, int]]:
+    """Community id -> (members, distinct members with descendants), for every community."""
+    direct = dict(
+        session.execute(
+            select(Membership.community_id, func.count()).group_by(Membership.community_id)
+        ).all()
+    )
+    ancestor = aliased(Community)
+    below = aliased(Community)
+    totals = dict(
+        session.execute(
+            select(ancestor.id, func.count(func.distinct(Membership.contact_id)))
+            .join(below, below.path.startswith(ancestor.path))
+            .join(Membership, Membership.community_id == below.id)
+            .group_by(ancestor.id)
+        ).all()
+    )
+    ids = session.scalars(select(Community.id)).all()
+    return {i: (direct.get(i, 0), totals.get(i, 0)) for i in ids}
+
+
+def tree(session: Session) -> list[CommunityNode]:
+    """Every community as a forest (roots first, children by slug), with member counts."""
+    counts = member_counts(session)
+    nodes: dict[int, CommunityNode] = {}
+    for community in session.scalars(select(Community).order_by(Community.slug)):
+        members, total = counts.get(community.id, (0, 0))
+        nodes[community.id] = CommunityNode(community, members, total)
+    roots: list[CommunityNode] = []
+    for node in nodes.values():
+        parent = nodes.get(node.community.parent_id or 0)
+        (parent.children if parent is not None else roots).append(node)
+    return roots

@@ -1,9 +1,16 @@
-"""Contacts: add or update a person by number, their memberships, opt-out and opt-in."""
+"""Contacts: add or update a person by number, their memberships, opt-out and opt-in.
+
+A contact's ``country`` always comes from the number itself (``+66...`` is ``TH``), so a
+Lao worker with a Thai SIM is a Thai contact in a Lao community: a cross-border contact,
+selected by an audience's country filter. The ``country`` given when adding a contact is
+the region a number typed *without* a country code was written in.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,6 +20,16 @@ from broadcaster.errors import InvalidInput, NotFound
 from broadcaster.models import ConsentSource, Contact, ContactStatus, Membership
 from broadcaster.phones import PhoneError, country_of, normalize_phone
 from messages import LanguageError, normalize_language
+
+
+def parse_region(value: str, field: str = "country") -> str:
+    """A two-letter region code ("la" -> "LA"), or InvalidInput naming ``field``."""
+    code = value.strip().upper()
+    if len(code) != 2 or code not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidInput(
+            f"{value!r} is not a known two-letter country code (e.g. LA, TH)", field=field
+        )
+    return code
 
 
 def find_by_phone(session: Session, phone: str, region: str) -> Contact:
@@ -35,11 +52,16 @@ def add_contact(
     language: str | None = None,
     communities: Iterable[str] = (),
     consent_source: str = ConsentSource.OFFICIAL.value,
+    country: str | None = None,
 ) -> tuple[Contact, bool]:
     """Add a contact, or update the one with that number. Returns (contact, created).
 
-    An opted-out or blocked contact stays so: adding them again never re-subscribes them.
+    ``country`` (two letters) is where a number typed without a country code comes from;
+    it defaults to ``region``. The stored country is derived from the number. An opted-out
+    or blocked contact stays so: adding them again never re-subscribes them.
     """
+    if country:
+        region = parse_region(country)
     try:
         e164 = normalize_phone(phone, region)
     except PhoneError as exc:
@@ -61,6 +83,8 @@ def add_contact(
             consent_at=utcnow(),
         )
         session.add(contact)
+    if contact.country is None:
+        contact.country = country_of(e164)
     if name is not None:
         contact.name = name
     if language is not None:

@@ -3,7 +3,12 @@
 Twilio signs every webhook with ``X-Twilio-Signature`` over the full URL it called and the
 form fields. The URL it called is ``RISKCAST_PUBLIC_URL`` + the path and query, which is
 what we validate against (a proxy in front changes the host we see, not what was signed).
-A bad or missing signature gets 403 and writes nothing.
+A bad or missing signature gets 403 and writes nothing. Fields Twilio adds later are
+signed like any other and otherwise ignored.
+
+The same two URLs serve SMS and WhatsApp: a WhatsApp callback differs only in its
+``whatsapp:+...`` addresses, and a status callback is matched by the delivery id in its
+URL (or the message SID), never by address.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
 
 from broadcaster import deliveries, inbound
 from broadcaster.api.deps import db_session, get_rt
@@ -25,6 +31,9 @@ router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
 STATUS_PATH = "/webhooks/twilio/status"
 INBOUND_PATH = "/webhooks/twilio/inbound"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+SIGNATURE_HEADER = "X-Twilio-Signature"
+# Present when a Twilio Webhook Rule signs with a SharedKey instead of the Auth Token.
+SHARED_KEY_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 
 
 def status_callback_url(public_url: str, delivery_id: int) -> str:
@@ -32,19 +41,38 @@ def status_callback_url(public_url: str, delivery_id: int) -> str:
     return f"{public_url}{STATUS_PATH}?d={delivery_id}"
 
 
+def twiml(reply: str | None) -> str:
+    """A TwiML answer: one ``<Message>`` with ``reply``, or an empty ``<Response>``."""
+    if not reply:
+        return EMPTY_TWIML
+    response = MessagingResponse()
+    response.message(reply)
+    return str(response)
+
+
 async def signed_form(request: Request, rt: Annotated[Runtime, Depends(get_rt)]) -> dict[str, str]:
+    """The webhook's form fields, once its signature is checked; 403 otherwise."""
     form = await request.form()
-    params = {k: str(v) for k, v in form.items()}
-    signature = request.headers.get("X-Twilio-Signature", "")
+    signature = request.headers.get(SIGNATURE_HEADER, "")
     url = rt.settings.public_url + request.url.path
     if request.url.query:
         url += "?" + request.url.query
-    if not signature or not RequestValidator(rt.settings.auth_token).validate(
-        url, params, signature
-    ):
+    if request.headers.get(SHARED_KEY_HEADER):
+        # Signed with a SharedKey secret riskcast does not hold: it cannot be checked.
+        log.warning(
+            "rejected a webhook on %s signed with a Twilio SharedKey; riskcast checks the "
+            "Auth Token signature only: remove the Webhook Rule that matches this URL",
+            request.url.path,
+        )
+        raise HTTPException(status_code=403, detail="invalid Twilio signature")
+    if any(not isinstance(value, str) for _, value in form.multi_items()):
+        # Twilio posts url-encoded forms; an uploaded file is no Twilio webhook.
+        raise HTTPException(status_code=403, detail="invalid Twilio signature")
+    # The form itself (a multi-dict) is what is validated, so a repeated field counts whole.
+    if not signature or not RequestValidator(rt.settings.auth_token).validate(url, form, signature):
         log.warning("rejected a webhook with a bad or missing signature on %s", request.url.path)
         raise HTTPException(status_code=403, detail="invalid Twilio signature")
-    return params
+    return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
 @router.post("/status")
@@ -54,14 +82,14 @@ def status(
     session: Annotated[Session, Depends(db_session)],
 ) -> Response:
     raw_id = request.query_params.get("d")
-    delivery_id = int(raw_id) if raw_id and raw_id.isdigit() else None
+    delivery_id = int(raw_id) if raw_id and raw_id.isascii() and raw_id.isdigit() else None
     code = form.get("ErrorCode")
     deliveries.apply_provider_status(
         session,
         delivery_id=delivery_id,
         sid=form.get("MessageSid") or form.get("SmsSid"),
         status=form.get("MessageStatus") or form.get("SmsStatus") or "",
-        error_code=int(code) if code and code.isdigit() else None,
+        error_code=int(code) if code and code.isascii() and code.isdigit() else None,
     )
     return Response(status_code=204)
 
@@ -72,12 +100,18 @@ def receive(
     session: Annotated[Session, Depends(db_session)],
     rt: Annotated[Runtime, Depends(get_rt)],
 ) -> Response:
-    inbound.receive(
+    """A message someone sent us: a keyword acted on and answered, anything else kept."""
+    sid = form.get("MessageSid") or form.get("SmsSid") or form.get("SmsMessageSid")
+    if not sid:
+        raise HTTPException(status_code=400, detail="MessageSid is missing")
+    result = inbound.receive(
         session,
-        sid=form.get("MessageSid") or form.get("SmsSid") or "",
+        sid=sid,
         from_=form.get("From", ""),
         to=form.get("To", ""),
         body=form.get("Body", ""),
         region=rt.settings.default_region,
+        hotline=rt.settings.hotline,
+        opt_out_type=form.get("OptOutType"),
     )
-    return Response(content=EMPTY_TWIML, media_type="application/xml")
+    return Response(content=twiml(result.reply), media_type="application/xml")

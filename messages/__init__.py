@@ -4,6 +4,16 @@ Imports neither ``broadcaster`` nor ``workers``, touches no database or network.
 """
 
 from messages.encoding import GSM_LOOKALIKES, Segments, gsm_lookalike, part_sizes, segments
+from messages.keywords import (
+    KEYWORDS,
+    REPLIES,
+    Keyword,
+    Reply,
+    guess_language,
+    reply_language,
+    reply_text,
+)
+from messages.keywords import parse as parse_keyword
 from messages.languages import LANGUAGES, LanguageError, normalize_language
 from messages.rendering import TemplateError, render, validate_body, variables_used
 from messages.templates import (
@@ -22,8 +32,12 @@ __all__ = [
     "CONTACT_SAMPLES",
     "CONTACT_VARIABLES",
     "GSM_LOOKALIKES",
+    "KEYWORDS",
     "LANGUAGES",
+    "REPLIES",
+    "Keyword",
     "LanguageError",
+    "Reply",
     "Segments",
     "TemplateError",
     "TemplateSpec",
@@ -32,12 +46,16 @@ __all__ = [
     "check_wording",
     "choose_language",
     "gsm_lookalike",
+    "guess_language",
     "load_dir",
     "load_template_file",
     "normalize_language",
+    "parse_keyword",
     "parse_template",
     "part_sizes",
     "render",
+    "reply_language",
+    "reply_text",
     "segments",
     "validate_body",
     "variables_used",

@@ -16,6 +16,7 @@ import redis
 from broadcaster.config import Settings
 from broadcaster.runtime import Runtime
 from workers.leases import Leases, MemoryLeases, RedisLeases
+from workers.providers import errors
 from workers.providers.base import Provider
 from workers.providers.simulator import SimulatorCore, SimulatorProvider
 from workers.providers.twilio import TwilioProvider
@@ -39,6 +40,11 @@ class Context:
 
 
 def make_provider(settings: Settings, core: SimulatorCore | None = None) -> Provider:
+    if settings.error_codes_file:
+        # The operator's codes, merged over the built-in table before the first send. A bad
+        # file fails every task of the process, naming the entry it cannot read, rather than
+        # sending with decisions the operator did not mean.
+        errors.load_extra_codes(settings.error_codes_file)
     if settings.provider == "twilio":
         return TwilioProvider(
             settings.account_sid,

@@ -255,8 +255,10 @@ def send_one(ctx: Context, delivery_id: int, campaign_id: int) -> Outcome:
     if isinstance(prepared, Outcome):
         return prepared
     try:
-        parts = _parts(ctx, delivery_id)
-        ctx.limiter.acquire(parts)
+        parts, campaign_rate = _cost(ctx, delivery_id)
+        ctx.limiter.acquire(
+            parts, also=[(f"campaign:{campaign_id}", campaign_rate)] if campaign_rate else ()
+        )
         result = ctx.provider.send(prepared)
     except ProviderError as err:
         if err.ambiguous:
@@ -309,16 +311,17 @@ def with_db_retry(ctx: Context, work: Callable[[Session], None]) -> None:
             return
 
 
-def _parts(ctx: Context, delivery_id: int) -> int:
-    if ctx.extras.get("ignore_segments"):
-        return 1
+def _cost(ctx: Context, delivery_id: int) -> tuple[int, float | None]:
+    """What a send costs the rate limiter (its SMS segments) and its campaign's own rate."""
     with ctx.runtime.session() as session:
-        parts = session.scalar(
-            select(CampaignMessage.parts)
+        row = session.execute(
+            select(CampaignMessage.parts, Campaign.send_rate)
             .join(Delivery, Delivery.message_id == CampaignMessage.id)
+            .join(Campaign, Campaign.id == Delivery.campaign_id)
             .where(Delivery.id == delivery_id)
-        )
-    return max(1, parts or 1)
+        ).one()
+    parts = 1 if ctx.extras.get("ignore_segments") else max(1, row.parts or 1)
+    return parts, row.send_rate
 
 
 def send_batch(ctx: Context, token: str, campaign_id: int, priority: str) -> BatchReport:

@@ -62,6 +62,10 @@ def campaigns_create(
         float | None,
         typer.Option(help="Hours after launch the message stays worth sending (else skipped)."),
     ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(help="Segments per second for this campaign (under the fleet's rate)."),
+    ] = None,
     whole_tree: Annotated[
         bool, typer.Option("--descendants/--no-descendants", help="Include sub-communities.")
     ] = True,
@@ -81,6 +85,7 @@ def campaigns_create(
             quiet_hours=quiet,
             valid_until=valid_until,
             descendants=whole_tree,
+            send_rate=rate,
         )
         log_action(session, "campaign.create", "campaign", campaign.id, name=name)
         campaign_id = campaign.id

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
+from rich.tree import Tree
 
 from broadcaster import communities
 from broadcaster.cli.common import console, friendly, log_action, unit_of_work
@@ -48,3 +50,36 @@ def communities_add(
         console.print(
             f"community {community.slug} added ({community.language}, {community.timezone})"
         )
+
+
+def _label(node: communities.CommunityNode) -> Text:
+    c = node.community
+    label = Text()
+    label.append(c.slug, style="bold")
+    label.append(f"  {c.name}  ")
+    label.append(f"({c.kind}, {c.country or '-'}, {c.language}, {c.timezone})", style="dim")
+    members = f"  {node.members:,} member{'s' if node.members != 1 else ''}"
+    if node.children:
+        members += f", {node.total:,} with sub-communities"
+    label.append(members)
+    return label
+
+
+def _grow(branch: Tree, node: communities.CommunityNode) -> None:
+    for child in node.children:
+        _grow(branch.add(_label(child)), child)
+
+
+@app.command("list")
+@friendly
+def communities_list() -> None:
+    """The communities as a tree, with how many contacts each holds."""
+    with unit_of_work() as session:
+        roots = communities.tree(session)
+        if not roots:
+            console.print("no communities yet (riskcast communities add SLUG --name NAME)")
+            return
+        top = Tree("communities", hide_root=True)
+        for root in roots:
+            _grow(top.add(_label(root)), root)
+        console.print(top)

@@ -70,6 +70,8 @@ class Campaign(Base):
     quiet_start: Mapped[int | None]  # local hour, inclusive
     quiet_end: Mapped[int | None]  # local hour, exclusive
     valid_until: Mapped[datetime | None]
+    # Segments per second for this campaign alone, under the fleet's RISKCAST_SEND_RATE.
+    send_rate: Mapped[float | None]
     # Fan-out progress: contacts are streamed in id order; restart continues after this id.
     fanout_cursor: Mapped[int] = mapped_column(default=0)
     recipients: Mapped[int] = mapped_column(default=0)

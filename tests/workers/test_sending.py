@@ -3,6 +3,7 @@ the in-process simulator as provider."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -221,3 +222,12 @@ def test_quiet_hours_past_validity_expire(h: Harness) -> None:
 
 def test_outcomes_enum_is_what_reports_use() -> None:
     assert Outcome.SENT.value == "sent"
+
+
+def test_a_campaign_rate_spaces_its_sends(h: Harness) -> None:
+    phones = [factories.lao_number(10 + n) for n in range(6)]
+    cid, tokens = h.audience(phones, send_rate=25.0)
+    started = time.monotonic()
+    assert h.send(cid, tokens) == {"sent": 6}
+    # six sends at 25/s need at least five gaps of 40 ms, though the fleet allows 10,000/s
+    assert time.monotonic() - started >= 0.2
