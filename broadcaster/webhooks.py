@@ -79,7 +79,7 @@ async def signed_form(request: Request, rt: Annotated[Runtime, Depends(get_rt)])
 def status(
     request: Request,
     form: Annotated[dict[str, str], Depends(signed_form)],
-    session: Annotated[Session, Depends(db_session)],
+    session: Annotated[Session, Depends(db_session, scope="function")],
 ) -> Response:
     raw_id = request.query_params.get("d")
     delivery_id = int(raw_id) if raw_id and raw_id.isascii() and raw_id.isdigit() else None
@@ -97,7 +97,7 @@ def status(
 @router.post("/inbound")
 def receive(
     form: Annotated[dict[str, str], Depends(signed_form)],
-    session: Annotated[Session, Depends(db_session)],
+    session: Annotated[Session, Depends(db_session, scope="function")],
     rt: Annotated[Runtime, Depends(get_rt)],
 ) -> Response:
     """A message someone sent us: a keyword acted on and answered, anything else kept."""

@@ -3,6 +3,7 @@
 Imports neither ``broadcaster`` nor ``workers``, touches no database or network.
 """
 
+from messages import cap as cap  # CAP 1.2 alerts: parse_alert, to_template, to_xml
 from messages.encoding import GSM_LOOKALIKES, Segments, gsm_lookalike, part_sizes, segments
 from messages.keywords import (
     KEYWORDS,

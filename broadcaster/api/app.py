@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from broadcaster import webhooks
 from broadcaster.api import (
     audit,
     campaigns,
+    cap,
     communities,
     contacts,
     dashboard,
@@ -32,7 +32,8 @@ from broadcaster.api import (
     templates,
     users,
 )
-from broadcaster.api.deps import db_session
+from broadcaster.api.common import MAX_ID
+from broadcaster.api.deps import Db
 from broadcaster.errors import IllegalState, InvalidInput, NotFound
 from broadcaster.metrics import metrics_router
 from broadcaster.runtime import Runtime
@@ -48,6 +49,7 @@ API_ROUTERS = (
     inbox.router,
     users.router,
     audit.router,
+    cap.router,
 )
 
 
@@ -57,6 +59,19 @@ def _field(loc: Sequence[Any]) -> str:
     if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
         parts = parts[1:]
     return ".".join(parts) or "body"
+
+
+def _unstorable_field(request: Request) -> str:
+    """The path or query parameter holding a NUL or an out-of-range number, else ``body``."""
+    params = {**request.path_params, **request.query_params}
+    for name, value in params.items():
+        text_value = str(value)
+        if "\x00" in text_value:
+            return name
+        digits = text_value.lstrip("-")
+        if digits.isdigit() and (len(digits) > 10 or int(digits) > MAX_ID):
+            return name
+    return "body"
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -71,6 +86,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     for router in API_ROUTERS:
         app.include_router(router)
     app.include_router(metrics_router)
+    app.include_router(cap.public_router)
     dashboard.install(app, runtime)
 
     @app.exception_handler(InvalidInput)
@@ -90,6 +106,13 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot decode (not UTF-8, say): bad input, so 422
+            # like every other, naming the body.
+            return JSONResponse(
+                status_code=422,
+                content={"error": f"body: {exc.detail}", "field": "body"},
+            )
         return JSONResponse(
             status_code=exc.status_code,
             content={"error": str(exc.detail)},
@@ -104,6 +127,20 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def _missing(_request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"error": str(exc)})
 
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # Input that passed validation but the database refuses to store or compare: a NUL
+        # character in text, an integer beyond PostgreSQL's range. Bad input, not a crash.
+        log.info("input refused by the database: %s", exc.orig.__class__.__name__)
+        field = _unstorable_field(request)
+        return JSONResponse(
+            status_code=422,
+            content={
+                "error": f"{field}: contains a NUL character or a number out of range",
+                "field": field,
+            },
+        )
+
     @app.exception_handler(OperationalError)
     async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
         # Twilio and clients retry a 503; nothing was written.
@@ -115,7 +152,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         )
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz(session: Annotated[Session, Depends(db_session)]) -> dict[str, str]:
+    def healthz(session: Db) -> dict[str, str]:
         session.execute(text("SELECT 1"))
         return {"status": "ok"}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -32,6 +32,7 @@ from broadcaster.api import audit as audit_api
 from broadcaster.api import campaigns as campaigns_api
 from broadcaster.api import inbox as inbox_api
 from broadcaster.api import stats
+from broadcaster.api.common import MAX_ID, Id
 from broadcaster.api.deps import Caller, Db, Rt, client_ip
 from broadcaster.errors import InvalidInput, NotFound, RiskcastError
 from broadcaster.models import Community, DeliveryState, Role, User
@@ -302,7 +303,7 @@ def _parse_vars(text: str) -> dict[str, str]:
 
 @router.get("/campaigns/{campaign_id}")
 def campaign_page(
-    request: Request, session: Db, caller: Viewer, rt: Rt, campaign_id: int
+    request: Request, session: Db, caller: Viewer, rt: Rt, campaign_id: Id
 ) -> HTMLResponse:
     try:
         campaign = campaigns_api.get_visible(session, caller, campaign_id)
@@ -336,7 +337,7 @@ def campaign_action(
     session: Db,
     caller: Viewer,
     rt: Rt,
-    campaign_id: int,
+    campaign_id: Id,
     action: str,
     csrf: Annotated[str, Form()],
     send_at: Annotated[str, Form(max_length=40)] = "",
@@ -383,9 +384,9 @@ def deliveries_page(
     request: Request,
     session: Db,
     caller: Viewer,
-    campaign_id: int,
+    campaign_id: Id,
     state: str | None = None,
-    after: int = 0,
+    after: Annotated[int, Query(le=MAX_ID)] = 0,
 ) -> HTMLResponse:
     try:
         campaigns_api.get_visible(session, caller, campaign_id)
@@ -429,7 +430,7 @@ def inbox_tag(
     request: Request,
     session: Db,
     caller: Viewer,
-    message_id: int,
+    message_id: Id,
     csrf: Annotated[str, Form()],
     tag: Annotated[str, Form()] = "",
 ) -> Response:
@@ -475,7 +476,10 @@ def operator_page(request: Request, session: Db, caller: Viewer, rt: Rt) -> HTML
 
 @router.get("/audit")
 def audit_page(
-    request: Request, session: Db, caller: Viewer, action: str | None = None
+    request: Request,
+    session: Db,
+    caller: Viewer,
+    action: Annotated[str | None, Query(max_length=64)] = None,
 ) -> HTMLResponse:
     allow(caller, ADMIN)
     rows = audit_api.events(session, action=action or None, limit=300)

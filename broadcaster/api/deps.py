@@ -25,7 +25,11 @@ def get_rt(request: Request) -> Runtime:
 
 
 def db_session(rt: Annotated[Runtime, Depends(get_rt)]) -> Iterator[Session]:
-    """The request's unit of work: committed when the handler returns, rolled back on error."""
+    """The request's unit of work: committed when the handler returns, rolled back on error.
+    Depend on it through :data:`Db` (or ``Depends(db_session, scope="function")``): FastAPI's
+    default scope would commit only after the response is sent, so a client (a browser
+    following the dashboard's redirect) could read the old state, or be told of a change
+    whose commit then failed."""
     with session_scope(rt.sessions) as session:
         yield session
 
@@ -72,7 +76,7 @@ UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 def current_caller(
     request: Request,
-    session: Annotated[Session, Depends(db_session)],
+    session: Annotated[Session, Depends(db_session, scope="function")],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
     if credentials is None or credentials.scheme.lower() != "bearer":
@@ -104,5 +108,5 @@ Official = Annotated[Caller, Depends(require(Role.OFFICIAL))]
 Operator = Annotated[Caller, Depends(require(Role.OPERATOR))]
 Anyone = Annotated[Caller, Depends(require(*ANYONE))]
 Admin = Annotated[Caller, Depends(require())]
-Db = Annotated[Session, Depends(db_session)]
+Db = Annotated[Session, Depends(db_session, scope="function")]
 Rt = Annotated[Runtime, Depends(get_rt)]

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 import typer
 
-from broadcaster.cli import campaigns, communities, contacts, db, messages, queue, templates, users
+from broadcaster.cli import (
+    campaigns,
+    cap,
+    communities,
+    contacts,
+    db,
+    messages,
+    queue,
+    templates,
+    users,
+)
 from broadcaster.cli.common import console, err_console, fail, friendly
 
 app = typer.Typer(
@@ -23,6 +33,7 @@ app.add_typer(templates.app, name="templates")
 app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
+app.add_typer(cap.app, name="cap")
 messages.register(app)
 queue.register(app)
 

@@ -1,5 +1,6 @@
 """All models, imported here so metadata and Alembic see every table."""
 
+import broadcaster.models.cap  # noqa: F401 - registers the CAP tables (import from there)
 from broadcaster.models.audit import AuditEvent
 from broadcaster.models.base import Base
 from broadcaster.models.campaign import Campaign, CampaignMessage, CampaignState, Channel, Priority
