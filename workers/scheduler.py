@@ -28,6 +28,14 @@ def _guarded(name: str, work: Callable[[], object]) -> None:
         log.exception("%s failed; trying again at the next interval", name)
 
 
+def _locked(ctx: Context, name: str, ttl: float) -> bool:
+    try:
+        return ctx.leases.try_lock(name, ttl)
+    except Exception:
+        log.warning("%s skipped: the lock could not be taken (Redis unreachable?)", name)
+        return False
+
+
 def run_scheduler(ctx: Context, stop: threading.Event) -> None:
     """Tick every ``scheduler_interval`` and reconcile every ``reconcile_interval`` until
     ``stop`` is set."""
@@ -36,11 +44,11 @@ def run_scheduler(ctx: Context, stop: threading.Event) -> None:
     while not stop.is_set():
         now = time.monotonic()
         if now >= next_tick:
-            if ctx.leases.try_lock("tick", settings.scheduler_interval * 0.8):
+            if _locked(ctx, "tick", settings.scheduler_interval * 0.8):
                 _guarded("tick", lambda: tick(ctx))
             next_tick = now + settings.scheduler_interval
         if now >= next_reconcile:
-            if ctx.leases.try_lock("reconcile", settings.reconcile_interval * 0.8):
+            if _locked(ctx, "reconcile", settings.reconcile_interval * 0.8):
                 _guarded("reconcile", lambda: reconcile(ctx))
             next_reconcile = now + settings.reconcile_interval
         stop.wait(max(0.0, min(next_tick, next_reconcile) - time.monotonic()))
