@@ -59,7 +59,11 @@ def raw_contact(session: Session, phone: str, community_slug: str) -> Contact:
     row = Contact(phone=phone, country="US", status="active")
     session.add(row)
     session.flush()
-    session.add(Membership(contact_id=row.id, community_id=communities.get_by_slug(session, community_slug).id))
+    session.add(
+        Membership(
+            contact_id=row.id, community_id=communities.get_by_slug(session, community_slug).id
+        )
+    )
     session.flush()
     return row
 

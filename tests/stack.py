@@ -61,7 +61,9 @@ class ApiServer:
 
     def start(self, runtime: Runtime) -> ApiServer:
         self.server = uvicorn.Server(
-            uvicorn.Config(create_app(runtime), log_level="warning", lifespan="off", log_config=None)
+            uvicorn.Config(
+                create_app(runtime), log_level="warning", lifespan="off", log_config=None
+            )
         )
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True

@@ -56,7 +56,9 @@ def scheduler() -> None:
     Run one or more (they share a lock); it needs no worker slot of its own."""
     settings = get_settings()
     if not settings.broker_url:
-        fail("RISKCAST_BROKER_URL: the scheduler needs a shared broker such as redis://127.0.0.1:6379/0")
+        fail(
+            "RISKCAST_BROKER_URL: the scheduler needs a shared broker such as redis://127.0.0.1:6379/0"
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     console.print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -29,7 +30,7 @@ def _slots(limiter: RedisRateLimiter | MemoryRateLimiter, n: int, **kw: object) 
 
 def _gaps(slots: list[float]) -> list[float]:
     s = sorted(slots)
-    return [b - a for a, b in zip(s, s[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(s)]
 
 
 def test_slots_follow_the_rate(client: redis.Redis) -> None:

@@ -34,12 +34,18 @@ ACCOUNT, TOKEN = "AC" + "2" * 32, "token"
 
 class Harness:
     def __init__(self, url: str) -> None:
-        self.runtime = Runtime(load_settings(database_url=url, public_url="http://127.0.0.1:9", max_attempts=5, retry_base=0.01))
+        self.runtime = Runtime(
+            load_settings(
+                database_url=url, public_url="http://127.0.0.1:9", max_attempts=5, retry_base=0.01
+            )
+        )
         self.core = SimulatorCore(ACCOUNT, TOKEN, deliver_callbacks=False)
         self.enqueued: list[tuple[str, list[Any], str]] = []
         self.ctx = Context(
             runtime=self.runtime,
-            provider=SimulatorProvider(self.core, account_sid=ACCOUNT, auth_token=TOKEN, from_number="+15005550006"),
+            provider=SimulatorProvider(
+                self.core, account_sid=ACCOUNT, auth_token=TOKEN, from_number="+15005550006"
+            ),
             limiter=MemoryRateLimiter(10_000),
             leases=MemoryLeases(),
             enqueue=lambda name, args, queue: self.enqueued.append((name, list(args), queue)),
@@ -118,7 +124,9 @@ def test_retryable_error_waits_in_the_database_then_goes(h: Harness) -> None:
         assert d.next_attempt_at is not None and d.next_attempt_at > d.sending_at
     # the scheduler tick hands it a new batch once it is due, and it is sent
     with h.runtime.session() as s:
-        s.execute(Delivery.__table__.update().values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        s.execute(
+            Delivery.__table__.update().values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
     report = tick(h.ctx)
     assert report.batches == 1
     (name, (token, campaign_id, priority), queue) = h.enqueued[-1]
@@ -150,7 +158,7 @@ def test_retries_run_out_and_retry_failed_brings_them_back(h: Harness) -> None:
     with h.runtime.session() as s:
         assert campaigns.retry_failed(s, cid) == 1  # only the one a retry can fix
     tick(h.ctx)
-    for name, (token, campaign_id, priority), _q in h.enqueued:
+    for _name, (token, campaign_id, priority), _q in h.enqueued:
         send_batch(h.ctx, token, campaign_id, priority)
     assert h.states(cid)[A] == ("sent", None)
     assert h.core.accepted_by_to() == {A: 1}
@@ -160,13 +168,22 @@ def test_permanent_21610_fails_and_opts_the_contact_out(h: Harness) -> None:
     cid, tokens = h.audience(["+15005550004"])
     assert h.send(cid, tokens) == {"failed": 1}
     with h.runtime.session() as s:
-        row = s.execute(select(Delivery.state, Delivery.error_code, Contact.status, Contact.opted_out_source).join(Contact, Contact.id == Delivery.contact_id)).one()
+        row = s.execute(
+            select(
+                Delivery.state, Delivery.error_code, Contact.status, Contact.opted_out_source
+            ).join(Contact, Contact.id == Delivery.contact_id)
+        ).one()
     assert tuple(row) == ("failed", 21610, "opted_out", "provider")
 
 
 def test_configuration_error_stops_the_campaign_instead_of_retrying(h: Harness) -> None:
     cid, tokens = h.audience([A, B, C])
-    h.ctx = replace(h.ctx, provider=SimulatorProvider(h.core, account_sid=ACCOUNT, auth_token="wrong", from_number="+15005550006"))
+    h.ctx = replace(
+        h.ctx,
+        provider=SimulatorProvider(
+            h.core, account_sid=ACCOUNT, auth_token="wrong", from_number="+15005550006"
+        ),
+    )
     assert h.send(cid, tokens) == {"stop": 1}
     assert h.core.accepted_count == 0 and h.core.requests_count == 1
     with h.runtime.session() as s:

@@ -32,7 +32,12 @@ def clean_env() -> dict[str, str]:
 def riskcast(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "workers.cli", *args],
-        cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=120, check=False,
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     if check and result.returncode:
         raise AssertionError(f"riskcast {' '.join(args)}: {result.stderr}")
@@ -46,7 +51,10 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "workers.cli", "serve", "--port", str(port)],
-            cwd=tmp_path, env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env=clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_for(lambda: f"http://127.0.0.1:{port}" in log.read_text(), 30, "serve to start")
@@ -63,20 +71,47 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 def test_serve_then_the_cli_tour_delivers(served: tuple[Path, str]) -> None:
     cwd, banner = served
     assert "riskcast.db" in banner  # says where the data is
-    riskcast(cwd, "communities", "add", "bokeo", "--name", "Bokeo province", "--country", "LA", "--language", "lo")
+    riskcast(
+        cwd,
+        "communities",
+        "add",
+        "bokeo",
+        "--name",
+        "Bokeo province",
+        "--country",
+        "LA",
+        "--language",
+        "lo",
+    )
     riskcast(cwd, "contacts", "add", "020 5555 1234", "--language", "lo", "--community", "bokeo")
     riskcast(cwd, "contacts", "add", "+66 81 234 5678", "--language", "th", "--community", "bokeo")
-    riskcast(cwd, "contacts", "add", "+856 20 7777 8899", "--language", "en", "--community", "bokeo")
+    riskcast(
+        cwd, "contacts", "add", "+856 20 7777 8899", "--language", "en", "--community", "bokeo"
+    )
     riskcast(cwd, "templates", "load", str(catalog_dir()))
     keys = {t["key"] for t in json.loads(riskcast(cwd, "templates", "list", "--json").stdout)}
     assert "covid-hotline" in keys
-    created = riskcast(cwd, "campaigns", "create", "--name", "Hotline", "--template", "covid-hotline", "--community", "bokeo")
+    created = riskcast(
+        cwd,
+        "campaigns",
+        "create",
+        "--name",
+        "Hotline",
+        "--template",
+        "covid-hotline",
+        "--community",
+        "bokeo",
+    )
     campaign_id = created.stdout.strip().splitlines()[-1]
     riskcast(cwd, "campaigns", "launch", campaign_id)
 
     def delivered() -> dict[str, object] | None:
         status = json.loads(riskcast(cwd, "campaigns", "status", campaign_id, "--json").stdout)
-        return status if status["state"] == "completed" and status["counts"]["delivered"] == 3 else None
+        return (
+            status
+            if status["state"] == "completed" and status["counts"]["delivered"] == 3
+            else None
+        )
 
     status = wait_for(delivered, 60, "three deliveries")
     assert status["counts"]["failed"] == 0
@@ -86,7 +121,12 @@ def test_a_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
     env = {**clean_env(), "RISKCAST_SEND_RATE": "fast"}
     result = subprocess.run(
         [sys.executable, "-m", "workers.cli", "campaigns", "list"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -97,7 +137,12 @@ def test_twilio_provider_without_credentials_names_them(tmp_path: Path) -> None:
     env = {**clean_env(), "RISKCAST_PROVIDER": "twilio"}
     result = subprocess.run(
         [sys.executable, "-m", "workers.cli", "campaigns", "list"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "TWILIO_ACCOUNT_SID" in result.stderr and "TWILIO_AUTH_TOKEN" in result.stderr
