@@ -19,6 +19,7 @@ from broadcaster.config import ConfigError, get_settings
 from broadcaster.logging import configure_logging
 from broadcaster.runtime import get_runtime
 from broadcaster.schema import upgrade
+from workers import bench as benchmark
 from workers import tasks
 from workers.app import QUEUES, celery_app
 from workers.providers.simulator import SimulatorCore
@@ -153,6 +154,39 @@ def serve(
         stop_ticks.set()
         server.should_exit = True
         api_thread.join(timeout=5)
+
+
+@app.command("bench")
+@friendly
+def bench(
+    recipients: Annotated[
+        int | None,
+        typer.Option(help="Recipients of the bulk campaign (default 200,000; --quick 3,000)."),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A smoke run: a few thousand recipients, short windows.")
+    ] = False,
+    scale: Annotated[
+        bool, typer.Option("--scale", help="Also fan out 1,000,000 recipients (memory stays flat).")
+    ] = False,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Write the figures to this file as JSON.")
+    ] = None,
+) -> None:
+    """Benchmark fan-out, send throughput, urgent latency, rate accuracy and CSV import
+    against the configured PostgreSQL and Redis (in a database and Redis DB 14 of its own)."""
+    cfg = benchmark.BenchConfig.make(recipients=recipients, quick=quick, scale=scale)
+    try:
+        results = benchmark.run_benchmark(
+            get_settings(), cfg, say=lambda line: console.print(line, highlight=False)
+        )
+    except benchmark.BenchError as exc:
+        fail(str(exc))
+        return
+    console.print(benchmark.table(results))
+    if json_out:
+        benchmark.write_json(results, json_out)
+        console.print(f"figures written to {json_out}")
 
 
 def main() -> None:
