@@ -27,6 +27,7 @@ from broadcaster.models import (
     Campaign,
     CampaignMessage,
     CampaignState,
+    Channel,
     Community,
     Contact,
     ContactStatus,
@@ -75,6 +76,7 @@ def eligible_contacts(
             Contact.name,
             Contact.language,
             Contact.timezone,
+            Contact.channel,
             Community.name.label("community_name"),
             Community.language.label("community_language"),
             Community.timezone.label("community_timezone"),
@@ -89,6 +91,13 @@ def eligible_contacts(
     if audience.get("countries"):
         stmt = stmt.where(Contact.country.in_(audience["countries"]))
     return stmt
+
+
+def delivery_channel(campaign_channel: str, contact_channel: str | None) -> str:
+    """The channel a contact is reached on first: the campaign's, or the contact's own."""
+    if campaign_channel == Channel.PREFERRED:
+        return Channel.WHATSAPP.value if contact_channel == Channel.WHATSAPP else Channel.SMS.value
+    return campaign_channel
 
 
 def _digest(language: str, variables: dict[str, str]) -> str:
@@ -214,7 +223,7 @@ def fanout_page(session: Session, campaign_id: int, *, page_size: int, batch_siz
     values_rows = []
     token = new_batch_token()
     in_batch = 0
-    for contact_id, digest, quiet in planned:
+    for (contact_id, digest, quiet), row in zip(planned, rows, strict=True):
         if quiet:
             state, batch, queued_at = DeliveryState.PENDING.value, None, None
         else:
@@ -227,7 +236,7 @@ def fanout_page(session: Session, campaign_id: int, *, page_size: int, batch_siz
                 "campaign_id": campaign.id,
                 "contact_id": contact_id,
                 "message_id": message_ids[digest],
-                "channel": campaign.channel,
+                "channel": delivery_channel(campaign.channel, row.channel),
                 "state": state,
                 "batch": batch,
                 "queued_at": queued_at,

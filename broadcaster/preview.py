@@ -412,7 +412,8 @@ def preview_campaign(
             language,
             bodies[language],
             variables,
-            channel=campaign.channel,
+            # A preferred-channel campaign is costed as SMS: every WhatsApp may fall back.
+            channel="sms" if campaign.channel == "preferred" else campaign.channel,
             default_language=default_language,
         )
         warnings.extend(found)

@@ -48,7 +48,7 @@ class CampaignIn(BaseModel):
     languages: list[str] = Field(default_factory=list, max_length=50)
     countries: list[str] = Field(default_factory=list, max_length=50)
     priority: Literal["urgent", "bulk"] = "bulk"
-    channel: Literal["sms", "whatsapp"] = "sms"
+    channel: Literal["sms", "whatsapp", "preferred"] = "sms"
     variables: dict[str, str] = Field(default_factory=dict)
     quiet_hours: tuple[int, int] | None = Field(
         default=None, description="[start, end] local hours of each recipient: no sending then"

@@ -47,6 +47,9 @@ class Priority(enum.StrEnum):
 class Channel(enum.StrEnum):
     SMS = "sms"
     WHATSAPP = "whatsapp"
+    # Each contact on their own channel (``contact.channel``). Every WhatsApp delivery that
+    # fails permanently falls back to one SMS (see :mod:`broadcaster.fallback`).
+    PREFERRED = "preferred"
 
 
 class Campaign(Base):
