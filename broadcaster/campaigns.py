@@ -97,9 +97,7 @@ def create_campaign(
     if priority not in {p.value for p in Priority}:
         raise InvalidInput(f"{priority!r} is not one of urgent, bulk", field="priority")
     if channel not in {c.value for c in Channel}:
-        raise InvalidInput(
-            f"{channel!r} is not one of sms, whatsapp, preferred", field="channel"
-        )
+        raise InvalidInput(f"{channel!r} is not one of sms, whatsapp, preferred", field="channel")
     slugs = list(community_slugs)
     if not slugs:
         raise InvalidInput("name at least one community", field="community")

@@ -50,7 +50,9 @@ def campaigns_create(
         list[str], typer.Option(help="Community slug (repeatable); sub-communities are included.")
     ],
     priority: Annotated[str, typer.Option(help="urgent or bulk.")] = "bulk",
-    channel: Annotated[str, typer.Option(help="sms, whatsapp, or preferred (each contact's own channel).")] = "sms",
+    channel: Annotated[
+        str, typer.Option(help="sms, whatsapp, or preferred (each contact's own channel).")
+    ] = "sms",
     var: Annotated[
         list[str] | None, typer.Option(help="Template variable, key=value (repeatable).")
     ] = None,
