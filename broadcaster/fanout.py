@@ -247,7 +247,9 @@ def fanout_page(session: Session, campaign_id: int, *, page_size: int, batch_siz
     created = session.execute(
         _insert(session, Delivery)
         .values(values_rows)
-        .on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
+        .on_conflict_do_nothing(
+            index_elements=["campaign_id", "contact_id"], index_where=Delivery.fallback_of.is_(None)
+        )
         .returning(Delivery.batch)
     ).all()
     page.created = len(created)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcaster.db import utcnow
@@ -98,7 +98,16 @@ UNFINISHED = (DeliveryState.PENDING, DeliveryState.QUEUED, DeliveryState.SENDING
 class Delivery(Base):
     __tablename__ = "delivery"
     __table_args__ = (
-        UniqueConstraint("campaign_id", "contact_id"),
+        # One first delivery per person and campaign; a fallback is a second delivery that
+        # points at the one it replaces, and each delivery has at most one fallback.
+        Index(
+            "uq_delivery_campaign_contact",
+            "campaign_id",
+            "contact_id",
+            unique=True,
+            postgresql_where=text("fallback_of IS NULL"),
+            sqlite_where=text("fallback_of IS NULL"),
+        ),
         Index("ix_delivery_campaign_state", "campaign_id", "state"),
         Index("ix_delivery_state_next_attempt", "state", "next_attempt_at"),
         Index("ix_delivery_batch", "batch"),
@@ -110,6 +119,10 @@ class Delivery(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"))
     message_id: Mapped[int] = mapped_column(ForeignKey("campaign_message.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(16), default="sms")
+    # Set on an SMS sent because this WhatsApp delivery failed for good (broadcaster.fallback).
+    fallback_of: Mapped[int | None] = mapped_column(
+        ForeignKey("delivery.id", ondelete="SET NULL"), unique=True
+    )
     state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING.value)
     reason: Mapped[str | None] = mapped_column(String(32))
     # The send batch (a token) whose task carries this delivery; see workers.batches.
