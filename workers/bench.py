@@ -106,8 +106,24 @@ TARGETS = {
 }
 
 
+FIGURES = ("p1", "p2", "p3", "p4", "p5")
+
+
 class BenchError(RuntimeError):
     """The benchmark cannot run (a service is missing or misconfigured); one line, no trace."""
+
+
+def parse_only(value: str | None) -> frozenset[str]:
+    """``"p1,p2"`` -> the figures to measure; None or empty means all of them."""
+    if not value or not value.strip():
+        return frozenset(FIGURES)
+    chosen = {part.strip().lower() for part in value.split(",") if part.strip()}
+    unknown = sorted(chosen - set(FIGURES))
+    if unknown:
+        raise BenchError(
+            f"--only: unknown figure {', '.join(unknown)}; choose from {', '.join(FIGURES)}"
+        )
+    return frozenset(chosen)
 
 
 def phone(n: int) -> str:
@@ -135,14 +151,23 @@ class BenchConfig:
     rate_warmup: float = 2.0
     rate_seconds: int = 60
     import_rows: int = 200_000
+    only: frozenset[str] = frozenset(FIGURES)
 
     @classmethod
-    def make(cls, *, recipients: int | None, quick: bool, scale: bool) -> BenchConfig:
+    def make(
+        cls,
+        *,
+        recipients: int | None,
+        quick: bool,
+        scale: bool,
+        only: frozenset[str] = frozenset(FIGURES),
+    ) -> BenchConfig:
         if quick:
             return cls(
                 recipients=recipients or 3000,
                 quick=True,
                 scale=scale,
+                only=only,
                 scale_recipients=20_000,
                 send_concurrency=2,
                 raw_seconds=2.0,
@@ -154,7 +179,10 @@ class BenchConfig:
                 rate_seconds=10,
                 import_rows=3000,
             )
-        return cls(recipients=recipients or 200_000, scale=scale)
+        return cls(recipients=recipients or 200_000, scale=scale, only=only)
+
+    def wants(self, figure: str) -> bool:
+        return figure in self.only
 
     @property
     def rate_audience(self) -> int:
@@ -1133,18 +1161,19 @@ def bench_env(settings: Settings, say: Callable[[str], None]) -> Iterator[BenchE
                 env.close()
 
 
-def run_benchmark(
-    settings: Settings, cfg: BenchConfig, say: Callable[[str], None] = print
-) -> Results:
-    results = Results(cfg)
-    started = time.monotonic()
-    with bench_env(settings, say) as env:
-        say(f"bench database {env.db_name}, Redis DB {BENCH_REDIS_DB}, simulator {env.sim.url}")
-        with env.runtime.session() as session:
-            templates.save_template(session, parse_template(TEMPLATE))
+def _seed(
+    env: BenchEnv, cfg: BenchConfig, say: Callable[[str], None]
+) -> list[tuple[int, list[str]]]:
+    """The audiences of the chosen figures; the urgent alert campaigns with their phones."""
+    with env.runtime.session() as session:
+        templates.save_template(session, parse_template(TEMPLATE))
+    if cfg.wants("p1") or cfg.wants("p2") or cfg.wants("p3"):
         seed_s = env.seed("bench-everyone", BULK_BASE, cfg.recipients)
+        say(f"seeded {cfg.recipients:,} contacts by COPY in {seed_s:.1f}s")
+    if cfg.wants("p4"):
         env.seed("bench-rate", RATE_BASE, cfg.rate_audience)
-        alert_campaigns: list[tuple[int, list[str]]] = []
+    alert_campaigns: list[tuple[int, list[str]]] = []
+    if cfg.wants("p3"):
         for k in range(cfg.alerts):
             first = ALERT_BASE + k * cfg.alert_size
             env.seed(f"bench-alert-{k:02d}", first, cfg.alert_size)
@@ -1154,66 +1183,100 @@ def run_benchmark(
                     [phone(first + j) for j in range(cfg.alert_size)],
                 )
             )
-        say(f"seeded {cfg.recipients:,} contacts by COPY in {seed_s:.1f}s")
-        env.start_services()
+    return alert_campaigns
 
-        say(f"P1 fan-out of {cfg.recipients:,} recipients...")
-        fan = measure_fanout(env, "bench-everyone", cfg.recipients)
+
+def _bulk_figures(
+    env: BenchEnv,
+    cfg: BenchConfig,
+    alert_campaigns: list[tuple[int, list[str]]],
+    say: Callable[[str], None],
+) -> dict[str, dict[str, Any]]:
+    """P1, P2 and P3: fan the bulk campaign out, then send it with the alerts launched."""
+    figures: dict[str, dict[str, Any]] = {}
+    say(f"P1 fan-out of {cfg.recipients:,} recipients...")
+    fan = measure_fanout(env, "bench-everyone", cfg.recipients)
+    bulk_id = int(fan["campaign_id"])
+    if cfg.wants("p1"):
         floor = measure_floor(env, "bench-everyone", cfg.recipients)
-        bulk_id = int(fan["campaign_id"])
         say(f"   {fan['seconds']:.2f}s (floor {floor['seconds']:.2f}s)")
-
+        figures["p1_fanout"] = _p1_figure(fan, floor)
+    else:
+        say(f"   {fan['seconds']:.2f}s")
+    if not (cfg.wants("p2") or cfg.wants("p3")):
+        return figures
+    raw: dict[str, Any] = {"per_s": 0.0}
+    if cfg.wants("p2"):
         say(f"P2 raw ceiling ({cfg.send_workers * cfg.send_concurrency} processes)...")
         raw = measure_raw(env, cfg.send_workers * cfg.send_concurrency, cfg.raw_seconds)
         say(f"   {raw['per_s']:.0f}/s; P2 end to end...")
-        send, workers = measure_send(env, bulk_id, cfg, raw)
-        say(f"   {send['per_s']:.0f}/s; P3 {cfg.alerts} urgent alerts during the bulk send...")
-        urgent = measure_urgent(env, alert_campaigns, bulk_id, cfg.alert_gap)
-        send["worker_peak_rss_mb"] = {
-            f"worker{i}": tree_peak_rss(w.popen.pid) for i, w in enumerate(workers)
-        }
-        env.cancel(bulk_id)
-        env.stop(workers)
-        env.reset_queues()
+    send, workers = measure_send(env, bulk_id, cfg, raw)
+    if cfg.wants("p2"):
+        say(f"   {send['per_s']:.0f}/s")
+    if cfg.wants("p3"):
+        say(f"P3 {cfg.alerts} urgent alerts during the bulk send...")
+        figures["p3_urgent"] = measure_urgent(env, alert_campaigns, bulk_id, cfg.alert_gap)
+    send["worker_peak_rss_mb"] = {
+        f"worker{i}": tree_peak_rss(w.popen.pid) for i, w in enumerate(workers)
+    }
+    if cfg.wants("p2"):
+        figures["p2_send"] = send
+    env.cancel(bulk_id)
+    env.stop(workers)
+    env.reset_queues()
+    return figures
 
-        say(f"P4 rate accuracy at {cfg.rate}/s for {cfg.rate_seconds}s...")
-        rate = measure_rate(env, "bench-rate", cfg)
 
-        env.reset_queues()
+def _scale_figure(env: BenchEnv, cfg: BenchConfig, say: Callable[[str], None]) -> dict[str, Any]:
+    """P1 again at ``cfg.scale_recipients`` (the bulk audience grown to that size)."""
+    say(f"P1 at scale: fan-out of {cfg.scale_recipients:,} recipients...")
+    env.seed(
+        "bench-everyone",
+        BULK_BASE + cfg.recipients,
+        cfg.scale_recipients - cfg.recipients,
+        create=False,
+    )
+    big = measure_fanout(env, "bench-everyone", cfg.scale_recipients)
+    big_floor = measure_floor(env, "bench-everyone", cfg.scale_recipients)
+    env.cancel(int(big["campaign_id"]))
+    env.reset_queues()
+    say(f"   {big['seconds']:.2f}s (floor {big_floor['seconds']:.2f}s)")
+    return _p1_figure(big, big_floor)
 
-        if cfg.scale:
-            say(f"P1 at scale: fan-out of {cfg.scale_recipients:,} recipients...")
-            env.seed(
-                "bench-everyone",
-                BULK_BASE + cfg.recipients,
-                cfg.scale_recipients - cfg.recipients,
-                create=False,
-            )
-            big = measure_fanout(env, "bench-everyone", cfg.scale_recipients)
-            big_floor = measure_floor(env, "bench-everyone", cfg.scale_recipients)
-            env.cancel(int(big["campaign_id"]))
+
+def run_benchmark(
+    settings: Settings, cfg: BenchConfig, say: Callable[[str], None] = print
+) -> Results:
+    """Measure the figures in ``cfg.only``. P2 sends the campaign P1 fans out and P3 runs
+    during that send, so either of them fans the bulk campaign out first."""
+    results = Results(cfg)
+    started = time.monotonic()
+    figures: dict[str, dict[str, Any]] = {}
+    with bench_env(settings, say) as env:
+        say(f"bench database {env.db_name}, Redis DB {BENCH_REDIS_DB}, simulator {env.sim.url}")
+        alert_campaigns = _seed(env, cfg, say)
+        env.start_services()
+        if cfg.wants("p1") or cfg.wants("p2") or cfg.wants("p3"):
+            figures.update(_bulk_figures(env, cfg, alert_campaigns, say))
+        if cfg.wants("p4"):
+            say(f"P4 rate accuracy at {cfg.rate}/s for {cfg.rate_seconds}s...")
+            figures["p4_rate"] = measure_rate(env, "bench-rate", cfg)
             env.reset_queues()
-            fan["scale"] = _p1_figure(big, big_floor)
-
-        say(f"P5 import of {cfg.import_rows:,} CSV rows...")
-        imp = measure_import(env, cfg.import_rows)
-
-        results.figures = {
-            "p1_fanout": _p1_figure(fan, floor),
-            "p2_send": send,
-            "p3_urgent": urgent,
-            "p4_rate": rate,
-            "p5_import": imp,
-        }
-        if cfg.scale:
-            scale_fig = results.figures["p1_fanout"]["scale"]
-            results.figures["p1_fanout"]["meets_target"] = bool(
-                results.figures["p1_fanout"]["meets_target"]
-                and scale_fig["max_worker_rss_mb"] <= TARGETS["worker_rss_mb"]
+        if cfg.scale and cfg.wants("p1"):
+            scale_fig = _scale_figure(env, cfg, say)
+            p1 = figures["p1_fanout"]
+            p1["scale"] = scale_fig
+            p1["meets_target"] = bool(
+                p1["meets_target"] and scale_fig["max_worker_rss_mb"] <= TARGETS["worker_rss_mb"]
             )
+        if cfg.wants("p5"):
+            say(f"P5 import of {cfg.import_rows:,} CSV rows...")
+            figures["p5_import"] = measure_import(env, cfg.import_rows)
+    results.figures = {key: figures[key] for key in SUMMARY_ROWS if key in figures}
     results.meta = {
         "quick": cfg.quick,
         "scale": cfg.scale,
+        "only": sorted(cfg.only),
         "recipients": cfg.recipients,
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
@@ -1224,74 +1287,88 @@ def run_benchmark(
 
 
 # -- output ------------------------------------------------------------------------------------
+def _p1_row(p1: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
+    measured = f"{p1['recipients']:,} in {p1['seconds']:.2f}s; worker peak {p1['max_worker_rss_mb']:.0f} MB"
+    if "scale" in p1:
+        s = p1["scale"]
+        measured += (
+            f"\n{s['recipients']:,} in {s['seconds']:.2f}s; worker peak "
+            f"{s['max_worker_rss_mb']:.0f} MB (floor {s['floor_seconds']:.2f}s)"
+        )
+    return (
+        "P1 fan-out",
+        measured,
+        f"INSERT…SELECT {p1['floor_rows']:,}: {p1['floor_seconds']:.2f}s",
+        f"{p1['ratio']:.1f}x",
+        "<= 10 s, <= 25x, <= 250 MB",
+    )
+
+
+def _p2_row(p2: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
+    return (
+        "P2 send",
+        f"{p2['per_s']:.0f}/s end to end (accepted {p2['accepted_per_s']:.0f}/s, "
+        f"delivered {p2['delivered_per_s']:.0f}/s)",
+        f"raw {p2['raw_per_s']:.0f}/s ({p2['processes']} processes x 1 thread)",
+        f"{p2['ratio']:.2f}",
+        ">= 0.6x raw",
+    )
+
+
+def _p3_row(p3: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
+    return (
+        "P3 urgent",
+        f"p50 {p3['p50_s']:.2f}s, p95 {p3['p95_s']:.2f}s, max {p3['max_s']:.2f}s "
+        f"({p3['alerts']} alerts)",
+        "—",
+        f"{p3['ratio']:.2f}",
+        "p95 <= 2 s",
+    )
+
+
+def _p4_row(p4: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
+    return (
+        "P4 rate",
+        f"mean {p4['mean_per_s']:.1f}/s, windows {p4['min_window']}-{p4['max_window']} "
+        f"({p4['seconds']} x 1 s, {p4['workers']} workers)",
+        f"configured {p4['rate']}/s",
+        f"{p4['ratio']:.3f}",
+        "±5%, max <= 110",
+    )
+
+
+def _p5_row(p5: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
+    return (
+        "P5 import",
+        f"{p5['rows_per_s']:,.0f} rows/s ({p5['rows']:,} rows)"
+        if p5.get("available")
+        else str(p5.get("note", "not available")),
+        "—",
+        f"{p5['ratio']:.2f}" if p5.get("ratio") is not None else "—",
+        ">= 20,000 rows/s",
+    )
+
+
+SUMMARY_ROWS: dict[str, Callable[[Mapping[str, Any]], tuple[str, str, str, str, str]]] = {
+    "p1_fanout": _p1_row,
+    "p2_send": _p2_row,
+    "p3_urgent": _p3_row,
+    "p4_rate": _p4_row,
+    "p5_import": _p5_row,
+}
+
+
 def summary_rows(results: Results) -> list[tuple[str, str, str, str, str, str]]:
-    """(figure, measured, in-run reference, ratio, target, result) per figure."""
-    f = results.figures
+    """(figure, measured, in-run reference, ratio, target, result) per measured figure."""
 
     def verdict(fig: Mapping[str, Any]) -> str:
         met = fig.get("meets_target")
         return "n/a" if met is None else ("pass" if met else "FAIL")
 
-    p1, p2, p3, p4, p5 = (
-        f["p1_fanout"],
-        f["p2_send"],
-        f["p3_urgent"],
-        f["p4_rate"],
-        f["p5_import"],
-    )
-    p1_measured = f"{p1['recipients']:,} in {p1['seconds']:.2f}s; worker peak {p1['max_worker_rss_mb']:.0f} MB"
-    if "scale" in p1:
-        s = p1["scale"]
-        p1_measured += (
-            f"\n{s['recipients']:,} in {s['seconds']:.2f}s; worker peak "
-            f"{s['max_worker_rss_mb']:.0f} MB (floor {s['floor_seconds']:.2f}s)"
-        )
     return [
-        (
-            "P1 fan-out",
-            p1_measured,
-            f"INSERT…SELECT {p1['floor_rows']:,}: {p1['floor_seconds']:.2f}s",
-            f"{p1['ratio']:.1f}x",
-            "<= 10 s, <= 25x, <= 250 MB",
-            verdict(p1),
-        ),
-        (
-            "P2 send",
-            f"{p2['per_s']:.0f}/s end to end (accepted {p2['accepted_per_s']:.0f}/s, "
-            f"delivered {p2['delivered_per_s']:.0f}/s)",
-            f"raw {p2['raw_per_s']:.0f}/s ({p2['processes']} processes x 1 thread)",
-            f"{p2['ratio']:.2f}",
-            ">= 0.6x raw",
-            verdict(p2),
-        ),
-        (
-            "P3 urgent",
-            f"p50 {p3['p50_s']:.2f}s, p95 {p3['p95_s']:.2f}s, max {p3['max_s']:.2f}s "
-            f"({p3['alerts']} alerts)",
-            "—",
-            f"{p3['ratio']:.2f}",
-            "p95 <= 2 s",
-            verdict(p3),
-        ),
-        (
-            "P4 rate",
-            f"mean {p4['mean_per_s']:.1f}/s, windows {p4['min_window']}-{p4['max_window']} "
-            f"({p4['seconds']} x 1 s, {p4['workers']} workers)",
-            f"configured {p4['rate']}/s",
-            f"{p4['ratio']:.3f}",
-            "±5%, max <= 110",
-            verdict(p4),
-        ),
-        (
-            "P5 import",
-            f"{p5['rows_per_s']:,.0f} rows/s ({p5['rows']:,} rows)"
-            if p5.get("available")
-            else str(p5.get("note", "not available")),
-            "—",
-            f"{p5['ratio']:.2f}" if p5.get("ratio") is not None else "—",
-            ">= 20,000 rows/s",
-            verdict(p5),
-        ),
+        (*row(results.figures[key]), verdict(results.figures[key]))
+        for key, row in SUMMARY_ROWS.items()
+        if key in results.figures
     ]
 
 

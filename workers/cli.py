@@ -172,11 +172,21 @@ def bench(
     json_out: Annotated[
         str | None, typer.Option("--json", help="Write the figures to this file as JSON.")
     ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only",
+            help="Measure only these figures, comma-separated: p1 (fan-out), p2 (send), "
+            "p3 (urgent), p4 (rate), p5 (import); e.g. --only p1 or --only p1,p2.",
+        ),
+    ] = None,
 ) -> None:
     """Benchmark fan-out, send throughput, urgent latency, rate accuracy and CSV import
     against the configured PostgreSQL and Redis (in a database and Redis DB 14 of its own)."""
-    cfg = benchmark.BenchConfig.make(recipients=recipients, quick=quick, scale=scale)
     try:
+        cfg = benchmark.BenchConfig.make(
+            recipients=recipients, quick=quick, scale=scale, only=benchmark.parse_only(only)
+        )
         results = benchmark.run_benchmark(
             get_settings(), cfg, say=lambda line: console.print(line, highlight=False)
         )

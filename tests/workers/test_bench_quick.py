@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.services import pg_admin, redis_client
+from workers.bench import FIGURES as BENCH_FIGURES
+from workers.bench import BenchConfig, BenchError, Results, parse_only, summary_rows
 
 pytestmark = pytest.mark.pipeline
 
@@ -73,3 +75,20 @@ def test_bench_quick_writes_every_figure(tmp_path: Path) -> None:
         ).fetchone()
     assert row == (0,)
     assert "+85620" not in result.stdout + result.stderr  # no phone number is printed
+
+
+def test_only_chooses_figures() -> None:
+    assert parse_only(None) == frozenset(BENCH_FIGURES)
+    assert parse_only("p1") == {"p1"}
+    assert parse_only(" P1, p2 ") == {"p1", "p2"}
+    with pytest.raises(BenchError, match="unknown figure p9"):
+        parse_only("p1,p9")
+
+
+def test_summary_lists_only_the_measured_figures() -> None:
+    results = Results(BenchConfig.make(recipients=None, quick=True, scale=False))
+    results.figures = {
+        "p5_import": {"available": False, "note": "not available", "meets_target": None}
+    }
+    rows = summary_rows(results)
+    assert [row[0] for row in rows] == ["P5 import"]
