@@ -290,7 +290,12 @@ def retry_failed(session: Session, campaign_id: int) -> int:
         raise IllegalState(f"campaign {campaign_id} is {campaign.state}; nothing to retry")
     moved = deliveries.move(
         session,
-        and_(Delivery.campaign_id == campaign_id, Delivery.reason.in_(RETRYABLE_FAILURES)),
+        and_(
+            Delivery.campaign_id == campaign_id,
+            Delivery.reason.in_(RETRYABLE_FAILURES),
+            # A WhatsApp failure an SMS already replaced is not sent again.
+            ~deliveries.has_fallback(),
+        ),
         DeliveryState.QUEUED,
         only_from=[DeliveryState.FAILED],
         values={

@@ -43,6 +43,10 @@ def find_by_phone(session: Session, phone: str, region: str) -> Contact:
     return contact
 
 
+# The channels a person can prefer (used by campaigns on the ``preferred`` channel).
+CONTACT_CHANNELS = ("sms", "whatsapp")
+
+
 def add_contact(
     session: Session,
     phone: str,
@@ -53,6 +57,7 @@ def add_contact(
     communities: Iterable[str] = (),
     consent_source: str = ConsentSource.OFFICIAL.value,
     country: str | None = None,
+    channel: str | None = None,
 ) -> tuple[Contact, bool]:
     """Add a contact, or update the one with that number. Returns (contact, created).
 
@@ -71,6 +76,8 @@ def add_contact(
             language = normalize_language(language)
         except LanguageError as exc:
             raise InvalidInput(str(exc), field="language") from None
+    if channel is not None and channel not in CONTACT_CHANNELS:
+        raise InvalidInput(f"{channel!r} is not one of sms, whatsapp", field="channel")
     community_rows = [get_by_slug(session, slug) for slug in communities]
     contact = session.scalar(select(Contact).where(Contact.phone == e164))
     created = contact is None
@@ -89,6 +96,8 @@ def add_contact(
         contact.name = name
     if language is not None:
         contact.language = language
+    if channel is not None:
+        contact.channel = channel
     session.flush()
     for community in community_rows:
         if session.get(Membership, (contact.id, community.id)) is None:

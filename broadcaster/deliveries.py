@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, CursorResult, exists, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from broadcaster.db import utcnow
 from broadcaster.models.delivery import RANK, TRANSITIONS, Delivery, DeliveryState
@@ -112,6 +112,12 @@ def apply_provider_status(
             .execution_options(synchronize_session=False)
         )
     return current
+
+
+def has_fallback() -> ColumnElement[bool]:
+    """True for deliveries that an SMS fallback replaced (see :mod:`broadcaster.fallback`)."""
+    fallback = aliased(Delivery)
+    return exists().where(fallback.fallback_of == Delivery.id)
 
 
 def counts_by_state(session: Session, campaign_id: int) -> dict[str, int]:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from broadcaster import deliveries, inbound
+from broadcaster import deliveries, fallback, inbound
 from broadcaster.api.deps import db_session, get_rt
 from broadcaster.runtime import Runtime
 
@@ -84,13 +84,15 @@ def status(
     raw_id = request.query_params.get("d")
     delivery_id = int(raw_id) if raw_id and raw_id.isascii() and raw_id.isdigit() else None
     code = form.get("ErrorCode")
-    deliveries.apply_provider_status(
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    state = deliveries.apply_provider_status(
         session,
         delivery_id=delivery_id,
-        sid=form.get("MessageSid") or form.get("SmsSid"),
+        sid=sid,
         status=form.get("MessageStatus") or form.get("SmsStatus") or "",
         error_code=int(code) if code and code.isascii() and code.isdigit() else None,
     )
+    fallback.after_provider_status(session, state, delivery_id=delivery_id, sid=sid)
     return Response(status_code=204)
 
 

@@ -13,7 +13,7 @@ from functools import partial
 
 from sqlalchemy import update
 
-from broadcaster import deliveries, scheduling
+from broadcaster import deliveries, fallback, scheduling
 from broadcaster.db import on_commit, utcnow
 from broadcaster.fanout import fanout_page
 from broadcaster.models import CampaignState, Delivery
@@ -122,13 +122,14 @@ def confirm_with_provider(ctx: Context, sent_before: datetime) -> int:
             log.warning("delivery %s: status lookup failed: %s", delivery_id, err)
             continue
         with ctx.runtime.session() as session:
-            deliveries.apply_provider_status(
+            state = deliveries.apply_provider_status(
                 session,
                 delivery_id=delivery_id,
                 sid=sid,
                 status=status.status,
                 error_code=status.error_code,
             )
+            fallback.after_provider_status(session, state, delivery_id=delivery_id, sid=sid)
             # Looked at now: not again before the next period, whatever the answer.
             session.execute(
                 update(Delivery).where(Delivery.id == delivery_id).values(updated_at=utcnow())

@@ -21,7 +21,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, contacts, deliveries, scheduling
+from broadcaster import campaigns, contacts, deliveries, fallback, scheduling
 from broadcaster.db import on_commit, utcnow
 from broadcaster.models import (
     Campaign,
@@ -154,6 +154,7 @@ def prepare(ctx: Context, session: Session, delivery_id: int) -> OutboundMessage
             DeliveryState.FAILED,
             values={"reason": SkipReason.TOO_MANY_ATTEMPTS.value, "finished_at": now},
         )
+        fallback.fall_back(session, delivery_id)
         return Outcome.FAILED
     to = f"whatsapp:{row.phone}" if row.channel == "whatsapp" else row.phone
     validity = None
@@ -246,6 +247,8 @@ def record_error(
         )
         if contact is not None:
             contacts.opt_out(session, contact, source=ConsentSource.PROVIDER.value)
+    # A WhatsApp message refused for good goes again as one SMS (not to an opted-out person).
+    fallback.fall_back(session, delivery_id)
     return Outcome.FAILED
 
 

@@ -7,6 +7,7 @@ Numbers are shown masked to everyone but admins. A search takes what an official
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -28,6 +29,7 @@ class ContactOut(BaseModel):
     name: str | None
     language: str | None
     country: str | None
+    channel: str
     status: str
 
 
@@ -36,6 +38,7 @@ class ContactIn(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     language: str | None = Field(default=None, max_length=16)
     communities: list[str] = Field(default_factory=list, max_length=100)
+    channel: Literal["sms", "whatsapp"] | None = None
 
 
 def _out(caller: Caller, c: Contact) -> ContactOut:
@@ -45,6 +48,7 @@ def _out(caller: Caller, c: Contact) -> ContactOut:
         name=c.name,
         language=c.language,
         country=c.country,
+        channel=c.channel,
         status=c.status,
     )
 
@@ -99,6 +103,7 @@ def add_contact(body: ContactIn, caller: Official, session: Db, rt: Rt) -> Conta
         name=body.name,
         language=body.language,
         communities=body.communities,
+        channel=body.channel,
     )
     caller.record(session, "contact.add", "contact", contact.id, created=created)
     return _out(caller, contact)

@@ -39,6 +39,10 @@ def contacts_add(
             "(default RISKCAST_DEFAULT_REGION); the contact's country comes from the number."
         ),
     ] = None,
+    channel: Annotated[
+        str | None,
+        typer.Option(help="The channel the person prefers: sms or whatsapp."),
+    ] = None,
 ) -> None:
     """Add a contact (or update the one with that number)."""
     region = get_runtime().settings.default_region
@@ -51,12 +55,13 @@ def contacts_add(
             language=language,
             communities=community or [],
             country=country,
+            channel=channel,
         )
         log_action(session, "contact.add" if created else "contact.update", "contact", contact.id)
         verb = "added" if created else "updated"
         console.print(
             f"contact {mask_phone(contact.phone)} {verb} "
-            f"(country {contact.country}, status {contact.status})"
+            f"(country {contact.country}, {contact.channel}, status {contact.status})"
         )
 
 

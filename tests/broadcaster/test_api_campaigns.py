@@ -201,6 +201,18 @@ def test_contacts_search_masked_unless_admin(
     assert bad.status_code == 422 and bad.json()["field"] == "q"
 
 
+def test_a_contact_prefers_a_channel(
+    client: TestClient, session: Session, people: dict[str, Person]
+) -> None:
+    audience(session)
+    h = people["official"].headers
+    body = {"phone": "020 5555 0777", "communities": ["laos"], "channel": "whatsapp"}
+    made = client.post("/api/v1/contacts", json=body, headers=h)
+    assert made.status_code == 201 and made.json()["channel"] == "whatsapp"
+    bad = client.post("/api/v1/contacts", json={**body, "channel": "fax"}, headers=h)
+    assert bad.status_code == 422 and "channel" in bad.text
+
+
 def test_inbox_tagging_is_audited_and_masked(
     client: TestClient, session: Session, people: dict[str, Person]
 ) -> None:

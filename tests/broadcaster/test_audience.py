@@ -153,7 +153,7 @@ def test_cli_communities_list_and_contacts(cli: Run) -> None:
     _ok(cli("communities", "add", "laos", "--name", "Laos", "--kind", "country", "--country", "LA"))
     _ok(cli("communities", "add", "bokeo", "--name", "Bokeo", "--parent", "laos"))
     out = _ok(cli("contacts", "add", "081-234-5678", "--country", "TH", "--community", "bokeo"))
-    assert "contact +66 81 ••• ••78 added (country TH, status active)" in out.stdout
+    assert "contact +66 81 ••• ••78 added (country TH, sms, status active)" in out.stdout
     _ok(cli("contacts", "add", "020 5555 1234", "--community", "laos", "--language", "lo"))
     bad = cli("contacts", "add", "020 5555 1235", "--country", "Lao")
     assert bad.exit_code == 1 and "country: 'Lao' is not a known" in bad.output

@@ -12,30 +12,18 @@ from sqlalchemy import select
 
 from broadcaster.models import Delivery
 from tests import factories
-from tests.broadcaster.twilio_kit import ACCOUNT, STATUS, Kit, uvicorn_logging_restored
-from tests.services import migrated_database
-from tests.stack import ApiServer
+from tests.broadcaster.twilio_kit import ACCOUNT, STATUS, Kit, kit_with_api
 
 PHONE = factories.lao_number(401)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kit]:
-    with (
-        uvicorn_logging_restored(),
-        migrated_database(request.param, str(tmp_path)) as (url, _engine),
-    ):
-        api = ApiServer()
-        k = Kit(url, public_url=api.url)
-        api.start(k.runtime)
+    with kit_with_api(request.param, str(tmp_path)) as k:
         with k.runtime.session() as s:
             factories.community(s, "village")
             factories.contact(s, PHONE, community_slugs=("village",), language="lo")
-        try:
-            yield k
-        finally:
-            api.stop()
-            k.close()
+        yield k
 
 
 def sent(kit: Kit, channel: str = "sms") -> tuple[int, str]:

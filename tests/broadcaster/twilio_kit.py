@@ -24,6 +24,7 @@ from broadcaster.models import Contact, Delivery
 from broadcaster.runtime import Runtime
 from tests import factories
 from tests.services import migrated_database
+from tests.stack import ApiServer
 from workers.context import Context
 from workers.leases import MemoryLeases
 from workers.providers.simulator import SimulatorCore, SimulatorProvider
@@ -149,6 +150,21 @@ def kit_on(kind: str, tmp_dir: str, **settings: Any) -> Iterator[Kit]:
         try:
             yield kit
         finally:
+            kit.close()
+
+
+@contextmanager
+def kit_with_api(kind: str, tmp_dir: str, **settings: Any) -> Iterator[Kit]:
+    """A Kit whose public URL is a real API server on a socket, so the simulator's signed
+    callbacks arrive as Twilio's would."""
+    with uvicorn_logging_restored(), migrated_database(kind, tmp_dir) as (url, _engine):
+        api = ApiServer()
+        kit = Kit(url, public_url=api.url, **settings)
+        api.start(kit.runtime)
+        try:
+            yield kit
+        finally:
+            api.stop()
             kit.close()
 
 

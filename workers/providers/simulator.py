@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -92,8 +92,18 @@ def _rfc2822_now() -> str:
     return datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
 
 
+_T = TypeVar("_T")
+
+
 def _bare(to: str) -> str:
     return to.removeprefix(WHATSAPP_PREFIX)
+
+
+def _lookup(table: Mapping[str, _T], to: str) -> _T | None:
+    """Per-number test behaviour: set for ``whatsapp:+...`` it holds on WhatsApp only; set
+    for the bare number it holds on both channels."""
+    found = table.get(to)
+    return found if found is not None else table.get(_bare(to))
 
 
 @dataclass(slots=True)
@@ -402,7 +412,7 @@ class SimulatorCore:
         if final_status != "delivered" and error_code is None:
             error_code = 30008 if final_status == "failed" else 30003
         with self._lock:
-            self._outcomes[_bare(to)] = _Outcome(final_status, error_code)
+            self._outcomes[to.strip()] = _Outcome(final_status, error_code)
 
     def force_error(
         self, to: str, http_status: int, code: int, *, times: int | None = None
@@ -411,7 +421,7 @@ class SimulatorCore:
         if not 400 <= http_status <= 599:
             raise ValueError(f"{http_status} is not an HTTP error status")
         with self._lock:
-            self._forced[_bare(to)] = _ForcedError(http_status, code, times)
+            self._forced[to.strip()] = _ForcedError(http_status, code, times)
 
     def clear_forced(self, to: str | None = None) -> None:
         with self._lock:
@@ -419,8 +429,9 @@ class SimulatorCore:
                 self._forced.clear()
                 self._outcomes.clear()
             else:
-                self._forced.pop(_bare(to), None)
-                self._outcomes.pop(_bare(to), None)
+                for key in {to.strip(), _bare(to.strip())}:
+                    self._forced.pop(key, None)
+                    self._outcomes.pop(key, None)
 
     # --- the Messages API ---------------------------------------------------------------
 
@@ -496,12 +507,13 @@ class SimulatorCore:
             return twilio_error(fault, code, text)
 
         bare = _bare(to)
-        forced = self._forced.get(bare)
+        key = to if to in self._forced else bare
+        forced = self._forced.get(key)
         if forced is not None:
             if forced.remaining is not None:
                 forced.remaining -= 1
                 if forced.remaining <= 0:
-                    del self._forced[bare]
+                    del self._forced[key]
             return twilio_error(
                 forced.http_status, forced.code, f"Simulated error {forced.code} for {to}"
             )
@@ -550,7 +562,7 @@ class SimulatorCore:
             "to": to,
             "uri": uri,
         }
-        outcome = self._outcomes.get(_bare(to)) or _Outcome("delivered", None)
+        outcome = _lookup(self._outcomes, to) or _Outcome("delivered", None)
         tracked = bool(form.get("StatusCallback")) and self.deliver_callbacks
         record = _Record(
             data=data,
