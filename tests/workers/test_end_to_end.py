@@ -85,3 +85,35 @@ def test_three_people_three_languages_delivered(stack: Stack, tmp_path: Path) ->
     for log in stack.logs:
         text = log.read_text(errors="replace")
         assert "55551234" not in text and "2345678" not in text, f"a full number in {log.name}"
+
+
+def test_whatsapp_that_cannot_reach_a_person_falls_back_to_one_sms(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Each person on their own channel; WhatsApp fails for one of them (a signed `failed`
+    callback with 63003 from the simulator), and that person gets the same text by SMS."""
+    stack.start_worker()
+    stack.start_scheduler()
+    stack.cli("communities", "add", "laos", "--name", "Lao PDR", "--country", "LA")
+    on_whatsapp, no_whatsapp, sms_only = "+8562055552001", "+8562055552002", "+66812342003"
+    for phone, channel in ((on_whatsapp, "whatsapp"), (no_whatsapp, "whatsapp"), (sms_only, "sms")):
+        stack.cli("contacts", "add", phone, "--community", "laos", "--channel", channel)
+    stack.core.set_outcome(f"whatsapp:{no_whatsapp}", "failed", 63003)
+    stack.cli("templates", "load", str(write_template(tmp_path / "t.yaml", THREE_LANGUAGES)))
+    created = stack.cli(
+        "campaigns", "create", "--name", "Preferred", "--template", "covid-test",
+        "--community", "laos", "--channel", "preferred", "--var", "hotline=166",
+    )  # fmt: skip
+    campaign_id = int(created.stdout.strip().splitlines()[-1])
+    stack.cli("campaigns", "launch", str(campaign_id))
+
+    status = stack.wait_completed(campaign_id, delivered=3, timeout=90)
+    assert status["counts"]["delivered"] == 3 and status["counts"]["failed"] == 1
+    assert stack.core.accepted_by_to() == {
+        f"whatsapp:{on_whatsapp}": 1,
+        f"whatsapp:{no_whatsapp}": 1,
+        no_whatsapp: 1,
+        sms_only: 1,
+    }
+    bodies = {m["to"]: m["body"] for m in stack.core.messages}
+    assert bodies[no_whatsapp] == bodies[f"whatsapp:{no_whatsapp}"]
