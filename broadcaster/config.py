@@ -87,10 +87,12 @@ class Settings(BaseSettings):
     # campaign previews; "default" prices every country not listed. JSON in the environment:
     # RISKCAST_SEGMENT_PRICES='{"LA": 0.045, "TH": 0.03, "default": 0.05}'.
     segment_prices: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
-    # Days after which a contact with no activity, delivery or message is erased by
-    # `riskcast contacts purge-inactive` (broadcaster.privacy.erase_inactive); None keeps
-    # contacts until they are erased one by one.
+    # Days after which a contact with no activity, delivery or message is erased
+    # (broadcaster.privacy.erase_inactive): by `riskcast scheduler` every
+    # `retention_interval` seconds, or at once by `riskcast contacts purge-inactive`.
+    # None keeps contacts until they are erased one by one.
     retention_days: int | None = Field(default=None, ge=1)
+    retention_interval: float = Field(default=3600.0, gt=0)
 
     @field_validator("default_region")
     @classmethod

@@ -425,6 +425,10 @@ class _Checker:
         ):
             reason = f"wrong column count: {len(record)} fields, the header has {self.width}"
             return [_Bad("", reason)]
+        for name, i in self.columns.items():
+            if i < len(record) and "\x00" in record[i]:
+                # Neither database stores it, and no real field holds one.
+                return [_Bad(name, "contains a NUL character")]
         problems: list[_Bad] = []
 
         def attempt(fn: Callable[[], Any]) -> Any:

@@ -13,7 +13,7 @@ from functools import partial
 
 from sqlalchemy import update
 
-from broadcaster import deliveries, fallback, scheduling
+from broadcaster import audit, deliveries, fallback, privacy, scheduling
 from broadcaster.db import on_commit, utcnow
 from broadcaster.fanout import fanout_page
 from broadcaster.models import CampaignState, Delivery
@@ -158,3 +158,28 @@ def reconcile(ctx: Context) -> ReconcileReport:
     if report.lost_batches or report.requeued_sending or report.confirmed:
         log.warning("reconciler: %s", report)
     return report
+
+
+RETENTION_ACTOR = "retention"
+
+
+def apply_retention(ctx: Context) -> int:
+    """Erase contacts inactive for ``RISKCAST_RETENTION_DAYS`` (none when it is unset), with
+    an audit row saying how many; returns how many."""
+    days = ctx.settings.retention_days
+    if days is None:
+        return 0
+    with ctx.runtime.session() as session:
+        erased = privacy.erase_inactive(session, utcnow(), days)
+        if erased:
+            audit.record(
+                session,
+                actor=RETENTION_ACTOR,
+                action="contact.purge_inactive",
+                object_type="contact",
+                detail={"days": days, "erased": erased},
+                source="scheduler",
+            )
+    if erased:
+        log.info("retention: %d contacts inactive for %d days erased", erased, days)
+    return erased

@@ -10,12 +10,13 @@ scheduler process, so they run on time whatever the queues hold. Several schedul
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 
 from workers.context import Context
-from workers.pipeline import reconcile, tick
+from workers.pipeline import apply_retention, reconcile, tick
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,13 @@ def _locked(ctx: Context, name: str, ttl: float) -> bool:
 
 
 def run_scheduler(ctx: Context, stop: threading.Event) -> None:
-    """Tick every ``scheduler_interval`` and reconcile every ``reconcile_interval`` until
+    """Tick every ``scheduler_interval``, reconcile every ``reconcile_interval`` and, with
+    ``retention_days`` set, erase inactive contacts every ``retention_interval``, until
     ``stop`` is set."""
     settings = ctx.settings
     next_tick = next_reconcile = time.monotonic()
+    # Retention runs only when configured (and first at start-up).
+    next_retention = time.monotonic() if settings.retention_days is not None else math.inf
     while not stop.is_set():
         now = time.monotonic()
         if now >= next_tick:
@@ -51,7 +55,11 @@ def run_scheduler(ctx: Context, stop: threading.Event) -> None:
             if _locked(ctx, "reconcile", settings.reconcile_interval * 0.8):
                 _guarded("reconcile", lambda: reconcile(ctx))
             next_reconcile = now + settings.reconcile_interval
-        stop.wait(max(0.0, min(next_tick, next_reconcile) - time.monotonic()))
+        if now >= next_retention:
+            if _locked(ctx, "retention", settings.retention_interval * 0.8):
+                _guarded("retention", lambda: apply_retention(ctx))
+            next_retention = now + settings.retention_interval
+        stop.wait(max(0.0, min(next_tick, next_reconcile, next_retention) - time.monotonic()))
 
 
 def start_in_thread(ctx: Context) -> tuple[threading.Thread, threading.Event]:

@@ -7,16 +7,20 @@ Numbers are shown masked to everyone but admins. A search takes what an official
 from __future__ import annotations
 
 import re
-from typing import Literal
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, File, Query, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from starlette.background import BackgroundTask
 
-from broadcaster import contacts
+from broadcaster import contacts, importer
 from broadcaster.api.common import ERRORS, phone_for
 from broadcaster.api.deps import Anyone, Caller, Db, Official, Rt
-from broadcaster.errors import InvalidInput
+from broadcaster.errors import InvalidInput, NotFound
 from broadcaster.models import Contact
 from broadcaster.phones import BULLET, PhoneError, normalize_phone
 
@@ -107,3 +111,115 @@ def add_contact(body: ContactIn, caller: Official, session: Db, rt: Rt) -> Conta
     )
     caller.record(session, "contact.add", "contact", contact.id, created=created)
     return _out(caller, contact)
+
+
+class ImportRowError(BaseModel):
+    line: int
+    column: str
+    reason: str
+    phone: str  # masked
+
+
+class ImportOut(BaseModel):
+    imported: int
+    updated: int
+    rejected: int
+    merged_duplicates: int
+    unchanged_opted_out: int
+    blank_lines: int
+    rows: int
+    errors: list[ImportRowError] = Field(
+        description=f"The first {importer.MAX_KEPT_ERRORS} rejected rows; ask for "
+        "errors=csv to get every one."
+    )
+    errors_truncated: bool
+
+
+IMPORT_DOC = """Import contacts from a CSV file (multipart field ``file``), as
+``riskcast contacts import`` does: header ``phone,name,language,communities,country,
+consent_source,consent_at`` (only phone required; communities separated by ``;``), UTF-8
+with or without BOM, comma or semicolon. Upserts by number; opted-out contacts are never
+re-subscribed; good rows are kept when others are rejected.
+
+``errors=json`` (default) answers the counts and the first rejected rows; ``errors=csv``
+answers every rejected row as CSV (``line,column,reason,phone``, numbers masked), with the
+counts in ``X-Riskcast-*`` headers."""
+
+
+@router.post(
+    "/import",
+    description=IMPORT_DOC,
+    response_model=ImportOut,
+    responses={
+        **ERRORS,
+        200: {"content": {"text/csv": {}}, "description": "The counts (or the rejected rows)."},
+    },
+)
+def import_contacts(
+    caller: Official,
+    session: Db,
+    rt: Rt,
+    file: Annotated[UploadFile, File(description="The CSV file.")],
+    community: Annotated[
+        str | None,
+        Query(max_length=64, description="Add every imported contact to this community."),
+    ] = None,
+    errors: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> ImportOut | FileResponse:
+    report = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the response deletes it
+        "w+", encoding="utf-8", newline="", suffix=".errors.csv", delete=False
+    )
+    path = Path(report.name)
+    handed_over = False
+    try:
+        with report:
+            summary = importer.import_contacts(
+                session,
+                file.file,
+                region=rt.settings.default_region,
+                default_community=community,
+                errors_out=report if errors == "csv" else None,
+            )
+        counts = {
+            "imported": summary.imported,
+            "updated": summary.updated,
+            "rejected": summary.rejected,
+            "merged_duplicates": summary.merged_duplicates,
+            "unchanged_opted_out": summary.unchanged_opted_out,
+            "blank_lines": summary.blank_lines,
+            "rows": summary.rows,
+        }
+        caller.record(
+            session,
+            "contact.import",
+            "file",
+            (file.filename or "")[:100],
+            community=community,
+            **counts,
+        )
+        if errors == "csv":
+            handed_over = True
+            return FileResponse(
+                path,
+                media_type="text/csv",
+                filename="rejected.csv",
+                headers={
+                    f"X-Riskcast-{k.replace('_', '-').title()}": str(v) for k, v in counts.items()
+                },
+                background=BackgroundTask(path.unlink, missing_ok=True),
+            )
+        return ImportOut(
+            **counts,
+            errors=[
+                ImportRowError(line=e.line, column=e.column, reason=e.reason, phone=e.phone)
+                for e in summary.errors
+            ],
+            errors_truncated=summary.rejected > len(summary.errors),
+        )
+    except importer.ImportFileError as exc:
+        raise InvalidInput(str(exc), field="file") from None
+    except NotFound as exc:
+        raise InvalidInput(str(exc), field="community") from None
+    finally:
+        if not handed_over:
+            path.unlink(missing_ok=True)

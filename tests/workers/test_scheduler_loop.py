@@ -5,14 +5,22 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import redis
+from sqlalchemy import func, select, update
 
+from broadcaster import contacts
 from broadcaster.config import load_settings
+from broadcaster.db import utcnow
+from broadcaster.models import AuditEvent, Contact
 from broadcaster.runtime import Runtime
+from tests import factories
+from tests.services import migrated_database
 from workers.context import Context
-from workers.leases import RedisLeases
+from workers.leases import Leases, MemoryLeases, RedisLeases
 from workers.providers.simulator import SimulatorCore, SimulatorProvider
 from workers.ratelimit import MemoryRateLimiter
 from workers.scheduler import run_scheduler
@@ -24,6 +32,20 @@ def closed_port() -> int:
         return int(s.getsockname()[1])  # nothing listens there once the socket closes
 
 
+def scheduler_context(runtime: Runtime, leases: Leases) -> tuple[SimulatorCore, Context]:
+    core = SimulatorCore("AC" + "3" * 32, "t", deliver_callbacks=False)
+    ctx = Context(
+        runtime=runtime,
+        provider=SimulatorProvider(
+            core, account_sid="AC" + "3" * 32, auth_token="t", from_number="+15005550006"
+        ),
+        limiter=MemoryRateLimiter(10),
+        leases=leases,
+        enqueue=lambda *_: None,
+    )
+    return core, ctx
+
+
 def test_scheduler_survives_an_unreachable_redis(tmp_path: Path) -> None:
     runtime = Runtime(
         load_settings(
@@ -33,16 +55,7 @@ def test_scheduler_survives_an_unreachable_redis(tmp_path: Path) -> None:
         )
     )
     dead = redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.2)
-    core = SimulatorCore("AC" + "3" * 32, "t", deliver_callbacks=False)
-    ctx = Context(
-        runtime=runtime,
-        provider=SimulatorProvider(
-            core, account_sid="AC" + "3" * 32, auth_token="t", from_number="+15005550006"
-        ),
-        limiter=MemoryRateLimiter(10),
-        leases=RedisLeases(dead),
-        enqueue=lambda *_: None,
-    )
+    core, ctx = scheduler_context(runtime, RedisLeases(dead))
     stop = threading.Event()
     thread = threading.Thread(target=run_scheduler, args=(ctx, stop), daemon=True)
     thread.start()
@@ -53,3 +66,60 @@ def test_scheduler_survives_an_unreachable_redis(tmp_path: Path) -> None:
     core.stop(drain=False)
     runtime.dispose()
     assert alive, "the scheduler died when Redis was unreachable"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_scheduler_erases_contacts_past_retention(kind: str, tmp_path: Path) -> None:
+    """With RISKCAST_RETENTION_DAYS set, the scheduler erases inactive contacts on its own
+    clock and says so in the audit log; recent and opted-out contacts stay."""
+    with migrated_database(kind, str(tmp_path)) as (url, _engine):
+        retention_run(url)
+
+
+def retention_run(url: str) -> None:
+    runtime = Runtime(
+        load_settings(
+            database_url=url,
+            retention_days=30,
+            retention_interval=0.1,
+            scheduler_interval=5,
+            reconcile_interval=5,
+        )
+    )
+    long_ago = utcnow() - timedelta(days=45)
+    with runtime.session() as s:
+        factories.community(s, "village")
+        old = factories.contact(s, factories.lao_number(1), community_slugs=("village",))
+        quiet_but_out = factories.contact(s, factories.lao_number(2))
+        contacts.opt_out(s, quiet_but_out, source="keyword")
+        factories.contact(s, factories.lao_number(3))  # new: stays
+        s.execute(
+            update(Contact)
+            .where(Contact.id.in_([old.id, quiet_but_out.id]))
+            .values(created_at=long_ago, last_activity_at=long_ago)
+        )
+    core, ctx = scheduler_context(runtime, MemoryLeases())
+    stop = threading.Event()
+    thread = threading.Thread(target=run_scheduler, args=(ctx, stop), daemon=True)
+    thread.start()
+    try:
+
+        def erased() -> bool:
+            with runtime.session() as s:
+                return s.scalar(select(func.count()).select_from(Contact)) == 2
+
+        deadline = time.monotonic() + 10
+        while not erased() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(5)
+        core.stop(drain=False)
+    with runtime.session() as s:
+        left = set(s.scalars(select(Contact.phone)))
+        events = s.scalars(select(AuditEvent).where(AuditEvent.actor == "retention")).all()
+    runtime.dispose()
+    assert left == {factories.lao_number(2), factories.lao_number(3)}
+    assert [(e.action, e.detail) for e in events] == [
+        ("contact.purge_inactive", {"days": 30, "erased": 1})
+    ]
