@@ -2,7 +2,8 @@
 
 The file
 --------
-Header ``phone,name,language,communities,country,consent_source,consent_at``: only
+Header ``phone,name,language,communities,country,consent_source,consent_at`` (and
+optionally ``channel``): only
 ``phone`` is required, columns may come in any order, names are case-insensitive
 (``community`` is read as ``communities``). An unknown or repeated column stops the import
 before any row is read (a misspelt ``langauge`` would otherwise import without languages).
@@ -18,6 +19,8 @@ line uses most.
 - ``communities``: slugs separated by ``;`` (quote the field when the delimiter is ``;``);
   every one must exist. ``default_community`` (``--community``) is added to every row.
 - ``language``: a known code (``lo``, ``th``, ``en``, ``km``, ``vi``, ``my``, ``zh``...).
+- ``channel``: the channel the person prefers, ``sms`` or ``whatsapp`` (campaigns on the
+  ``preferred`` channel use it); empty keeps what is stored (``sms`` for a new contact).
 - ``consent_source``: free text up to 32 characters (``import`` when empty);
   ``consent_at``: ``YYYY-MM-DD`` or an ISO 8601 time (no zone means UTC), not in the future;
   empty means the time of the import.
@@ -85,7 +88,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("phone", "name", "language", "communities", "country", "consent_source", "consent_at")
+COLUMNS = (
+    "phone",
+    "name",
+    "language",
+    "communities",
+    "country",
+    "consent_source",
+    "consent_at",
+    "channel",
+)
+CHANNELS = ("sms", "whatsapp")
 _ALIASES = {"community": "communities"}
 ERRORS_HEADER = ("line", "column", "reason", "phone")
 
@@ -145,6 +158,7 @@ class _Row:
     consent_source: str | None
     consent_at: datetime | None
     communities: set[int]
+    channel: str | None = None
 
     def merge(self, later: _Row) -> None:
         """A later row for the same number: its non-empty fields win."""
@@ -152,6 +166,7 @@ class _Row:
         self.language = later.language or self.language
         self.consent_source = later.consent_source or self.consent_source
         self.consent_at = later.consent_at or self.consent_at
+        self.channel = later.channel or self.channel
         self.communities |= later.communities
 
 
@@ -409,6 +424,14 @@ class _Checker:
                 ids.add(found)
         return ids
 
+    def _channel(self, record: list[str]) -> str | None:
+        value = self.field(record, "channel").lower()
+        if not value:
+            return None
+        if value not in CHANNELS:
+            raise _Bad("channel", f"unknown channel {value!r}; use sms or whatsapp")
+        return value
+
     def _consent_at(self, record: list[str]) -> datetime | None:
         value = self.field(record, "consent_at")
         if not value:
@@ -447,6 +470,7 @@ class _Checker:
         communities = self._communities(record, problems)
         source = attempt(lambda: self._text(record, "consent_source", MAX_CONSENT_SOURCE))
         consent_at = attempt(lambda: self._consent_at(record))
+        channel = attempt(lambda: self._channel(record))
         if problems or phone is None:
             return problems
         return _Row(
@@ -458,6 +482,7 @@ class _Checker:
             consent_source=source,
             consent_at=consent_at,
             communities=communities,
+            channel=channel,
         )
 
 
@@ -480,7 +505,7 @@ _STAGE_MEMBERSHIP = "riskcast_import_membership"
 _UPSERT = f"""
 INSERT INTO contact (phone, name, language, country, channel, status, consent_source,
                      consent_at, created_at, updated_at)
-SELECT s.phone, s.name, s.language, s.country, 'sms', :active,
+SELECT s.phone, s.name, s.language, s.country, COALESCE(s.channel, 'sms'), :active,
        COALESCE(s.consent_source, :source), COALESCE(s.consent_at, :ts), :ts, :ts
 FROM {_STAGE_CONTACT} AS s
 WHERE true
@@ -493,6 +518,9 @@ ON CONFLICT (phone) DO UPDATE SET
     consent_at = COALESCE(
         (SELECT g.consent_at FROM {_STAGE_CONTACT} AS g WHERE g.phone = excluded.phone),
         contact.consent_at),
+    channel = COALESCE(
+        (SELECT g.channel FROM {_STAGE_CONTACT} AS g WHERE g.phone = excluded.phone),
+        contact.channel),
     updated_at = CASE WHEN contact.updated_at IN (:ts, :ts2) THEN :ts2 ELSE :ts END
 WHERE contact.status = :active
 RETURNING contact.id, contact.phone, contact.created_at, contact.updated_at
@@ -532,7 +560,7 @@ def _stage_contacts_postgresql(session: Session, rows: Iterable[_Row]) -> None:
         cur.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_CONTACT} (phone text PRIMARY KEY,"
             " name text, language text, country text, consent_source text,"
-            " consent_at timestamptz) ON COMMIT DROP"
+            " consent_at timestamptz, channel text) ON COMMIT DROP"
         )
         cur.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_MEMBERSHIP} (contact_id integer,"
@@ -541,11 +569,19 @@ def _stage_contacts_postgresql(session: Session, rows: Iterable[_Row]) -> None:
         cur.execute(f"TRUNCATE {_STAGE_CONTACT}, {_STAGE_MEMBERSHIP}")
         with cur.copy(
             f"COPY {_STAGE_CONTACT} (phone, name, language, country, consent_source,"
-            " consent_at) FROM STDIN"
+            " consent_at, channel) FROM STDIN"
         ) as copy:
             for r in rows:
                 copy.write_row(
-                    (r.phone, r.name, r.language, r.country, r.consent_source, r.consent_at)
+                    (
+                        r.phone,
+                        r.name,
+                        r.language,
+                        r.country,
+                        r.consent_source,
+                        r.consent_at,
+                        r.channel,
+                    )
                 )
 
 
@@ -563,7 +599,8 @@ def _stage_contacts_sqlite(session: Session, rows: Iterable[_Row]) -> None:
     session.execute(
         text(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_CONTACT} (phone TEXT PRIMARY KEY,"
-            " name TEXT, language TEXT, country TEXT, consent_source TEXT, consent_at DATETIME)"
+            " name TEXT, language TEXT, country TEXT, consent_source TEXT, consent_at DATETIME,"
+            " channel TEXT)"
         )
     )
     session.execute(
@@ -577,8 +614,8 @@ def _stage_contacts_sqlite(session: Session, rows: Iterable[_Row]) -> None:
     session.execute(
         text(
             f"INSERT INTO {_STAGE_CONTACT} (phone, name, language, country, consent_source,"
-            " consent_at) VALUES (:phone, :name, :language, :country, :consent_source,"
-            " :consent_at)"
+            " consent_at, channel) VALUES (:phone, :name, :language, :country,"
+            " :consent_source, :consent_at, :channel)"
         ).bindparams(bindparam("consent_at", type_=UTCDateTime())),
         [
             {
@@ -588,6 +625,7 @@ def _stage_contacts_sqlite(session: Session, rows: Iterable[_Row]) -> None:
                 "country": r.country,
                 "consent_source": r.consent_source,
                 "consent_at": r.consent_at,
+                "channel": r.channel,
             }
             for r in rows
         ],

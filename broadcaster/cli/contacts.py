@@ -80,8 +80,8 @@ def contacts_import(
 ) -> None:
     """Import contacts from a CSV file; rejected rows go to FILE.errors.csv.
 
-    Header: phone,name,language,communities,country,consent_source,consent_at (only phone
-    is required; communities separated by ';'). Exit code 0 when the file was read, even
+    Header: phone,name,language,communities,country,consent_source,consent_at[,channel]
+    (only phone is required; communities separated by ';'; channel is sms or whatsapp). Exit code 0 when the file was read, even
     with rejected rows; 1 when it could not be read at all.
     """
     settings = get_runtime().settings

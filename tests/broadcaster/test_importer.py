@@ -242,6 +242,37 @@ def test_upsert_fills_fields_and_never_erases_them(session: Session, places: Non
     assert new.consent_at is not None
 
 
+@pytest.mark.parametrize("chunk_size", [1, 100])
+def test_channel_column_sets_the_preferred_channel_and_empty_keeps_it(
+    session: Session, places: None, chunk_size: int
+) -> None:
+    kept = factories.contact(session, "+8562055553000")
+    kept.channel = "whatsapp"
+    session.flush()
+    data = (
+        "phone,channel\n"
+        "020 5555 3000,\n"  # empty: stays whatsapp
+        "020 5555 3001,WhatsApp\n"
+        "020 5555 3002,\n"  # new, empty: sms
+        "020 5555 3003,fax\n"
+        "020 5555 3001,\n"  # a later empty field never erases
+    )
+    summary, errors = _import(session, data, chunk_size=chunk_size)
+    assert [(e["line"], e["column"]) for e in errors] == [("5", "channel")]
+    assert "unknown channel 'fax'" in errors[0]["reason"]
+    assert (summary.imported, summary.updated, summary.rejected) == (2, 1, 1)
+    session.expire_all()
+    channels = {
+        phone: _contact(session, phone).channel
+        for phone in ("+8562055553000", "+8562055553001", "+8562055553002")
+    }
+    assert channels == {
+        "+8562055553000": "whatsapp",
+        "+8562055553001": "whatsapp",
+        "+8562055553002": "sms",
+    }
+
+
 @pytest.mark.parametrize("chunk_size", [1, 2, 100])
 def test_duplicates_in_a_file_are_merged_later_fields_win(
     session: Session, places: None, chunk_size: int
