@@ -3,23 +3,20 @@ the contacts and communities commands."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner, Result
 
 from broadcaster import campaigns, communities, contacts
-from broadcaster.cli import app
-from broadcaster.config import get_settings
 from broadcaster.errors import InvalidInput
 from broadcaster.fanout import eligible_contacts
-from broadcaster.models import AuditEvent, Contact
-from broadcaster.runtime import get_runtime, set_runtime
-from broadcaster.schema import upgrade
+from broadcaster.models import Contact
+from broadcaster.runtime import get_runtime
 from tests import factories
+from tests.broadcaster.clitools import Run, audit_events, cli_on_sqlite, ok
 
 
 def _audience(session: Session, slugs: list[str], **kwargs: object) -> set[int]:
@@ -116,48 +113,22 @@ def test_add_contact_checks_language_and_country(session: Session) -> None:
 
 
 # -- the CLI -----------------------------------------------------------------------------------
-Run = Callable[..., Result]
-
-
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
-    monkeypatch.setenv("RISKCAST_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
-    monkeypatch.setenv("COLUMNS", "200")
-    get_settings.cache_clear()
-    set_runtime(None)
-    upgrade(get_runtime().engine)
-    runner = CliRunner()
-
-    def run(*args: str, input: str | None = None) -> Result:
-        return runner.invoke(app, list(args), input=input)
-
-    try:
+    with cli_on_sqlite(tmp_path, monkeypatch) as run:
         yield run
-    finally:
-        set_runtime(None)
-        get_settings.cache_clear()
-
-
-def _ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def _audit(action: str) -> list[AuditEvent]:
-    with get_runtime().session() as session:
-        return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
 
 
 def test_cli_communities_list_and_contacts(cli: Run) -> None:
-    assert "no communities yet" in _ok(cli("communities", "list")).stdout
-    _ok(cli("communities", "add", "laos", "--name", "Laos", "--kind", "country", "--country", "LA"))
-    _ok(cli("communities", "add", "bokeo", "--name", "Bokeo", "--parent", "laos"))
-    out = _ok(cli("contacts", "add", "081-234-5678", "--country", "TH", "--community", "bokeo"))
+    assert "no communities yet" in ok(cli("communities", "list")).stdout
+    ok(cli("communities", "add", "laos", "--name", "Laos", "--kind", "country", "--country", "LA"))
+    ok(cli("communities", "add", "bokeo", "--name", "Bokeo", "--parent", "laos"))
+    out = ok(cli("contacts", "add", "081-234-5678", "--country", "TH", "--community", "bokeo"))
     assert "contact +66 81 ••• ••78 added (country TH, sms, status active)" in out.stdout
-    _ok(cli("contacts", "add", "020 5555 1234", "--community", "laos", "--language", "lo"))
+    ok(cli("contacts", "add", "020 5555 1234", "--community", "laos", "--language", "lo"))
     bad = cli("contacts", "add", "020 5555 1235", "--country", "Lao")
     assert bad.exit_code == 1 and "country: 'Lao' is not a known" in bad.output
-    listing = _ok(cli("communities", "list")).stdout
+    listing = ok(cli("communities", "list")).stdout
     assert "laos  Laos  (country, LA, lo, Asia/Vientiane)  1 member, 2 with sub-communities" in (
         listing
     )
@@ -165,13 +136,13 @@ def test_cli_communities_list_and_contacts(cli: Run) -> None:
 
 
 def test_cli_opt_out_and_opt_in_are_audited(cli: Run) -> None:
-    _ok(cli("contacts", "add", "020 5555 1234"))
-    out = _ok(cli("contacts", "opt-out", "+856 20 5555 1234")).stdout
+    ok(cli("contacts", "add", "020 5555 1234"))
+    out = ok(cli("contacts", "opt-out", "+856 20 5555 1234")).stdout
     assert "contact +856 20 ••• ••34 opted out" in out
-    assert "already opted out" in _ok(cli("contacts", "opt-out", "2055551234")).stdout
-    assert "opted in" in _ok(cli("contacts", "opt-in", "020 5555 1234")).stdout
-    assert "already active" in _ok(cli("contacts", "opt-in", "020 5555 1234")).stdout
-    events = _audit("contact.opt_out") + _audit("contact.opt_in")
+    assert "already opted out" in ok(cli("contacts", "opt-out", "2055551234")).stdout
+    assert "opted in" in ok(cli("contacts", "opt-in", "020 5555 1234")).stdout
+    assert "already active" in ok(cli("contacts", "opt-in", "020 5555 1234")).stdout
+    events = audit_events("contact.opt_out") + audit_events("contact.opt_in")
     assert [e.detail["changed"] for e in events] == [True, False, True, False]
     assert all("5555" not in str(e.detail) and e.object_id for e in events)
     with get_runtime().session() as session:
@@ -183,8 +154,8 @@ def test_cli_opt_out_and_opt_in_are_audited(cli: Run) -> None:
 
 
 def test_cli_import(cli: Run, tmp_path: Path) -> None:
-    _ok(cli("communities", "add", "bokeo", "--name", "Bokeo"))
-    _ok(cli("communities", "add", "farm", "--name", "Farm", "--country", "TH"))
+    ok(cli("communities", "add", "bokeo", "--name", "Bokeo"))
+    ok(cli("communities", "add", "farm", "--name", "Farm", "--country", "TH"))
     csv_file = tmp_path / "people.csv"
     csv_file.write_bytes(
         b"\xef\xbb\xbfphone;name;language;communities\n"
@@ -195,7 +166,7 @@ def test_cli_import(cli: Run, tmp_path: Path) -> None:
         b"020 5555 1234;;;\n"
         b"+66 81 234 5678;Jos\xe9;th;farm\n"
     )
-    result = _ok(cli("contacts", "import", str(csv_file), "--community", "bokeo"))
+    result = ok(cli("contacts", "import", str(csv_file), "--community", "bokeo"))
     assert "imported 1, updated 0, rejected 3" in result.stdout
     assert "1 duplicate rows merged; 1 blank lines skipped" in result.stdout
     report = tmp_path / "people.csv.errors.csv"
@@ -209,13 +180,13 @@ def test_cli_import(cli: Run, tmp_path: Path) -> None:
     ]
     for digits in ("55551234", "55551235", "212345", "2345678"):
         assert digits not in result.output and digits not in report.read_text()
-    (event,) = _audit("contact.import")
+    (event,) = audit_events("contact.import")
     assert event.detail["imported"] == 1 and event.detail["rejected"] == 3
     assert event.object_id == "people.csv"
     # a clean re-run removes the stale report and counts updates
     csv_file.write_text("phone\n020 5555 1234\n", encoding="utf-8")
     assert (
-        "imported 0, updated 1, rejected 0" in _ok(cli("contacts", "import", str(csv_file))).stdout
+        "imported 0, updated 1, rejected 0" in ok(cli("contacts", "import", str(csv_file))).stdout
     )
     assert not report.exists()
 

@@ -14,20 +14,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
 from broadcaster import auth, campaigns, cap, scheduling, templates
-from broadcaster.cli import app as cli_app
-from broadcaster.config import get_settings
 from broadcaster.db import utcnow
 from broadcaster.errors import IllegalState, InvalidInput
 from broadcaster.fanout import fanout_page
 from broadcaster.models import AuditEvent, Delivery
 from broadcaster.models.cap import CapAlert
-from broadcaster.runtime import get_runtime, set_runtime
-from broadcaster.schema import upgrade
+from broadcaster.runtime import get_runtime
 from tests import factories
 from tests.broadcaster.apiclient import Person, TestClient, app, client, people  # noqa: F401
+from tests.broadcaster.clitools import Run, cli_on_sqlite, ok
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cap"
 ICT = timezone(timedelta(hours=7))
@@ -297,17 +294,9 @@ def test_post_cap_refusals(client: TestClient, session: Session, people: dict[st
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("RISKCAST_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
-    monkeypatch.setenv("COLUMNS", "200")
-    get_settings.cache_clear()
-    set_runtime(None)
-    upgrade(get_runtime().engine)
-    try:
-        yield CliRunner()
-    finally:
-        set_runtime(None)
-        get_settings.cache_clear()
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
+    with cli_on_sqlite(tmp_path, monkeypatch) as run:
+        yield run
 
 
 class _Serve(http.server.BaseHTTPRequestHandler):
@@ -323,16 +312,14 @@ class _Serve(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_cli_map_and_import_from_a_file_and_a_url(cli: CliRunner, tmp_path: Path) -> None:
+def test_cli_map_and_import_from_a_file_and_a_url(cli: Run, tmp_path: Path) -> None:
     def run(*args: str) -> str:
-        result = cli.invoke(cli_app, list(args))
-        assert result.exit_code == 0, result.output
-        return result.output
+        return ok(cli(*args)).output
 
     with get_runtime().session() as session:
         provinces(session, mapped=False)
         auth.create_user(session, "noy", role="official")
-    missing = cli.invoke(cli_app, ["cap", "import", str(DATA / "health_multilang.xml")])
+    missing = cli("cap", "import", str(DATA / "health_multilang.xml"))
     assert missing.exit_code == 1
     assert "map to no community" in missing.output
 
@@ -345,9 +332,7 @@ def test_cli_map_and_import_from_a_file_and_a_url(cli: CliRunner, tmp_path: Path
     assert "was already mapped" in run(
         "cap", "map", "--name", "luang namtha PROVINCE", "--community", "namtha"
     )
-    both = cli.invoke(
-        cli_app, ["cap", "map", "--geocode", "x", "--name", "y", "--community", "bokeo"]
-    )
+    both = cli("cap", "map", "--geocode", "x", "--name", "y", "--community", "bokeo")
     assert both.exit_code == 1 and "one of --geocode" in both.output
     assert "ISO3166-2=LA-BK" in run("cap", "mappings")
 
@@ -370,9 +355,9 @@ def test_cli_map_and_import_from_a_file_and_a_url(cli: CliRunner, tmp_path: Path
     assert "of the alert this updates, is still draft" in output
 
     assert "campaigns cancelled: 1\n" in run("cap", "import", str(DATA / "health_cancel.xml"))
-    refused = cli.invoke(cli_app, ["cap", "import", "ftp://example.org/x.xml"])
+    refused = cli("cap", "import", "ftp://example.org/x.xml")
     assert refused.exit_code == 1 and "only http(s)" in refused.output
-    hostile = cli.invoke(cli_app, ["cap", "import", str(DATA / "external_entity.xml")])
+    hostile = cli("cap", "import", str(DATA / "external_entity.xml"))
     assert hostile.exit_code == 1 and "refused" in hostile.output
 
     with get_runtime().session() as session:

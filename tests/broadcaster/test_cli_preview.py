@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from broadcaster.cli import app
-from broadcaster.config import get_settings
-from broadcaster.runtime import get_runtime, set_runtime
-from broadcaster.schema import upgrade
+from tests.broadcaster.clitools import Run, cli_on_sqlite, ok
 
 PRICES = {"LA": 0.045, "TH": 0.03, "default": 0.05}
 
@@ -28,41 +24,20 @@ variants:
   th: โทร {{ hotline }} หากรู้สึกไม่สบาย ตรวจฟรี
 """
 
-Run = Callable[..., Result]
-
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
-    monkeypatch.setenv("RISKCAST_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
-    monkeypatch.setenv("RISKCAST_SEGMENT_PRICES", json.dumps(PRICES))
-    monkeypatch.setenv("COLUMNS", "200")
-    get_settings.cache_clear()
-    set_runtime(None)
-    upgrade(get_runtime().engine)
-    runner = CliRunner()
-
-    def run(*args: str) -> Result:
-        return runner.invoke(app, list(args))
-
-    try:
+    with cli_on_sqlite(tmp_path, monkeypatch, segment_prices=json.dumps(PRICES)) as run:
         yield run
-    finally:
-        set_runtime(None)
-        get_settings.cache_clear()
-
-
-def _ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def _audience(cli: Run, tmp_path: Path) -> str:
     folder = tmp_path / "templates"
     folder.mkdir()
     (folder / "hotline.yaml").write_text(GOOD, encoding="utf-8")
-    _ok(cli("templates", "load", str(folder)))
-    _ok(cli("communities", "add", "laos", "--name", "Laos", "--country", "LA", "--language", "lo"))
-    _ok(cli("communities", "add", "site", "--name", "Site", "--country", "TH", "--language", "th"))
+    ok(cli("templates", "load", str(folder)))
+    ok(cli("communities", "add", "laos", "--name", "Laos", "--country", "LA", "--language", "lo"))
+    ok(cli("communities", "add", "site", "--name", "Site", "--country", "TH", "--language", "th"))
     for phone, language, community in [
         ("020 5555 1201", "lo", "laos"),
         ("020 5555 1202", "lo", "laos"),
@@ -70,8 +45,8 @@ def _audience(cli: Run, tmp_path: Path) -> str:
         ("+66 81 234 5601", "th", "site"),
         ("+66 81 234 5602", "km", "site"),  # no Khmer variant: Thai, the site's language
     ]:
-        _ok(cli("contacts", "add", phone, "--language", language, "--community", community))
-    created = _ok(
+        ok(cli("contacts", "add", phone, "--language", language, "--community", community))
+    created = ok(
         cli(
             "campaigns",
             "create",
@@ -90,7 +65,7 @@ def _audience(cli: Run, tmp_path: Path) -> str:
 
 def test_campaign_preview_json(cli: Run, tmp_path: Path) -> None:
     campaign_id = _audience(cli, tmp_path)
-    data = json.loads(_ok(cli("campaigns", "preview", campaign_id, "--json")).stdout)
+    data = json.loads(ok(cli("campaigns", "preview", campaign_id, "--json")).stdout)
     rows = {row["language"]: row for row in data["languages"]}
     assert {k: (v["recipients"], v["fell_back"], v["segments"]) for k, v in rows.items()} == {
         "en": (1, 0, 1),
@@ -107,7 +82,7 @@ def test_campaign_preview_json(cli: Run, tmp_path: Path) -> None:
 
 def test_campaign_preview_table(cli: Run, tmp_path: Path) -> None:
     campaign_id = _audience(cli, tmp_path)
-    out = _ok(cli("campaigns", "preview", campaign_id)).stdout
+    out = ok(cli("campaigns", "preview", campaign_id)).stdout
     assert f"campaign {campaign_id} Hotline (draft, sms): template hotline v1" in out
     for header in ("language", "recipients", "fell back", "encoding", "segments", "cost"):
         assert header in out
@@ -129,13 +104,13 @@ def test_campaign_preview_of_a_missing_campaign(cli: Run) -> None:
 def test_template_preview(cli: Run, tmp_path: Path) -> None:
     path = tmp_path / "quote.yaml"
     path.write_text(GOOD.replace("if you feel", "if you’re feeling"), encoding="utf-8")
-    _ok(cli("templates", "load", str(path)))
-    out = _ok(cli("templates", "preview", "hotline")).stdout
+    ok(cli("templates", "load", str(path)))
+    out = ok(cli("templates", "preview", "hotline")).stdout
     assert "template hotline v1: Hotline" in out
     assert "en English (default)" in out
     assert "Call 1166 if you’re feeling unwell. Testing is free." in out
     assert "U+2019 RIGHT SINGLE QUOTATION MARK" in out
-    data = json.loads(_ok(cli("templates", "preview", "hotline", "--json")).stdout)
+    data = json.loads(ok(cli("templates", "preview", "hotline", "--json")).stdout)
     assert [v["language"] for v in data["variants"]] == ["en", "lo", "th"]
     assert data["variants"][0]["encoding"] == "UCS-2"
     assert [w["kind"] for w in data["warnings"]] == ["ucs2_character"]
@@ -160,34 +135,34 @@ def test_load_is_all_or_nothing_and_names_every_problem(cli: Run, tmp_path: Path
     assert "b-bad.yaml: default_language: unknown language 'xx'" in err
     assert "b-bad.yaml: variants.en: line 1: unknown variable 'hotlin'" in err
     assert "c-broken.yaml: line 2: invalid YAML" in err
-    assert json.loads(_ok(cli("templates", "list", "--json")).stdout) == []
+    assert json.loads(ok(cli("templates", "list", "--json")).stdout) == []
 
     (folder / "b-bad.yaml").unlink()
     (folder / "c-broken.yaml").unlink()
-    assert "hotline: new (v1, en, lo, th)" in _ok(cli("templates", "load", str(folder))).stdout
+    assert "hotline: new (v1, en, lo, th)" in ok(cli("templates", "load", str(folder))).stdout
 
 
 def test_changed_file_new_version_old_campaign_keeps_text(cli: Run, tmp_path: Path) -> None:
     campaign_id = _audience(cli, tmp_path)
     path = tmp_path / "templates" / "hotline.yaml"
-    assert "hotline: unchanged (v1" in _ok(cli("templates", "load", str(path))).stdout
+    assert "hotline: unchanged (v1" in ok(cli("templates", "load", str(path))).stdout
     path.write_text(GOOD.replace("Testing is free.", "Tests are free."), encoding="utf-8")
-    assert "hotline: new version (v2" in _ok(cli("templates", "load", str(path))).stdout
+    assert "hotline: new version (v2" in ok(cli("templates", "load", str(path))).stdout
 
-    old = json.loads(_ok(cli("campaigns", "preview", campaign_id, "--json")).stdout)
+    old = json.loads(ok(cli("campaigns", "preview", campaign_id, "--json")).stdout)
     assert old["template_version"] == 1 and old["current_version"] == 2
     en = next(row for row in old["languages"] if row["language"] == "en")
     assert en["text"] == "Call 1166 if you feel unwell. Testing is free."
 
-    new_id = _ok(
+    new_id = ok(
         cli(
             "campaigns", "create", "--name", "Again", "--template", "hotline", "--community", "laos"
         )
     ).stdout.splitlines()[-1]
-    new = json.loads(_ok(cli("campaigns", "preview", new_id, "--json")).stdout)
+    new = json.loads(ok(cli("campaigns", "preview", new_id, "--json")).stdout)
     en = next(row for row in new["languages"] if row["language"] == "en")
     assert en["text"] == "Call 1166 if you feel unwell. Tests are free."
     old_v1 = json.loads(
-        _ok(cli("templates", "preview", "hotline", "--version", "1", "--json")).stdout
+        ok(cli("templates", "preview", "hotline", "--version", "1", "--json")).stdout
     )
     assert old_v1["variants"][0]["text"].endswith("Testing is free.")

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner, Result
 
 from broadcaster import campaigns, contacts, privacy, scheduling
-from broadcaster.cli import app
 from broadcaster.config import get_settings, load_settings
 from broadcaster.db import utcnow
 from broadcaster.fanout import fanout_page
-from broadcaster.models import AuditEvent, Contact, Delivery, InboundMessage, Membership
+from broadcaster.models import Contact, Delivery, InboundMessage, Membership
 from broadcaster.runtime import get_runtime, set_runtime
-from broadcaster.schema import upgrade
 from tests import factories
+from tests.broadcaster.clitools import Run, audit_events, cli_on_sqlite, ok
 
 
 def _campaign_to(session: Session, slug: str, name: str = "Testing") -> int:
@@ -135,52 +133,26 @@ def test_retention_setting() -> None:
 
 
 # -- the CLI -----------------------------------------------------------------------------------
-Run = Callable[..., Result]
-
-
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
-    monkeypatch.setenv("RISKCAST_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
-    monkeypatch.setenv("COLUMNS", "200")
-    get_settings.cache_clear()
-    set_runtime(None)
-    upgrade(get_runtime().engine)
-    runner = CliRunner()
-
-    def run(*args: str, input: str | None = None) -> Result:
-        return runner.invoke(app, list(args), input=input)
-
-    try:
+    with cli_on_sqlite(tmp_path, monkeypatch) as run:
         yield run
-    finally:
-        set_runtime(None)
-        get_settings.cache_clear()
-
-
-def _ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def _audit(action: str) -> list[AuditEvent]:
-    with get_runtime().session() as session:
-        return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
 
 
 def test_cli_export_erase_purge(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    _ok(cli("communities", "add", "bokeo", "--name", "Bokeo"))
-    _ok(cli("contacts", "add", "020 5555 1234", "--name", "Kham", "--community", "bokeo"))
-    exported = json.loads(_ok(cli("contacts", "export", "020 5555 1234")).stdout)
+    ok(cli("communities", "add", "bokeo", "--name", "Bokeo"))
+    ok(cli("contacts", "add", "020 5555 1234", "--name", "Kham", "--community", "bokeo"))
+    exported = json.loads(ok(cli("contacts", "export", "020 5555 1234")).stdout)
     assert exported["contact"]["phone"] == "+8562055551234"  # the person's own data, whole
     assert exported["memberships"][0]["community"] == "bokeo"
-    (event,) = _audit("contact.export")
+    (event,) = audit_events("contact.export")
     assert event.object_id == str(exported["contact"]["id"])
 
     declined = cli("contacts", "erase", "020 5555 1234", input="n\n")
     assert declined.exit_code == 1 and "erase contact +856 20 ••• ••34" in declined.output
-    out = _ok(cli("contacts", "erase", "020 5555 1234", input="y\n")).stdout
+    out = ok(cli("contacts", "erase", "020 5555 1234", input="y\n")).stdout
     assert "contact +856 20 ••• ••34 erased; 0 deliveries kept without a contact" in out
-    (event,) = _audit("contact.erase")
+    (event,) = audit_events("contact.erase")
     assert event.object_id == str(exported["contact"]["id"])
     assert "5555" not in json.dumps(event.detail)
     gone = cli("contacts", "export", "020 5555 1234")
@@ -188,20 +160,20 @@ def test_cli_export_erase_purge(cli: Run, monkeypatch: pytest.MonkeyPatch) -> No
 
     no_days = cli("contacts", "purge-inactive")
     assert no_days.exit_code == 1 and "RISKCAST_RETENTION_DAYS" in no_days.output
-    _ok(cli("contacts", "add", "020 5555 1235"))
+    ok(cli("contacts", "add", "020 5555 1235"))
     with get_runtime().session() as session:
         session.execute(Contact.__table__.update().values(created_at=utcnow() - timedelta(days=40)))
     assert "1 contacts inactive for 30 days (nothing erased)" in (
-        _ok(cli("contacts", "purge-inactive", "--days", "30", "--dry-run")).stdout
+        ok(cli("contacts", "purge-inactive", "--days", "30", "--dry-run")).stdout
     )
     monkeypatch.setenv("RISKCAST_RETENTION_DAYS", "60")
     get_settings.cache_clear()
     set_runtime(None)
-    assert "0 contacts inactive for 60 days erased" in _ok(cli("contacts", "purge-inactive")).stdout
+    assert "0 contacts inactive for 60 days erased" in ok(cli("contacts", "purge-inactive")).stdout
     assert "1 contacts inactive for 30 days erased" in (
-        _ok(cli("contacts", "purge-inactive", "--days", "30")).stdout
+        ok(cli("contacts", "purge-inactive", "--days", "30")).stdout
     )
-    assert [e.detail for e in _audit("contact.purge_inactive")] == [
+    assert [e.detail for e in audit_events("contact.purge_inactive")] == [
         {"days": 60, "erased": 0},
         {"days": 30, "erased": 1},
     ]
