@@ -84,6 +84,19 @@ class CapImport:
     cancelled: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
+    def audit_subject(self) -> tuple[str, object, dict[str, Any]]:
+        """(object type, object id, details) of the ``cap.import`` audit row."""
+        return (
+            "campaign" if self.campaign_id else "cap_alert",
+            self.campaign_id or self.identifier,
+            {
+                "identifier": self.identifier,
+                "sender": self.sender,
+                "msg_type": self.msg_type,
+                "cancelled": self.cancelled,
+            },
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "identifier": self.identifier,

@@ -80,16 +80,8 @@ def import_cap(
     for a second official's approval); Cancel cancels the campaigns of the alerts it
     references. Nothing is sent until an official launches the draft."""
     result = cap.import_alert(session, document, user=session.get(User, caller.user_id))
-    caller.record(
-        session,
-        "cap.import",
-        "campaign" if result.campaign_id else "cap_alert",
-        result.campaign_id or result.identifier,
-        identifier=result.identifier,
-        sender=result.sender,
-        msg_type=result.msg_type,
-        cancelled=result.cancelled,
-    )
+    kind, subject, detail = result.audit_subject()
+    caller.record(session, "cap.import", kind, subject, **detail)
     return CapImportOut.model_validate(result.to_dict())
 
 

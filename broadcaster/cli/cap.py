@@ -76,17 +76,8 @@ def cap_import(
     with unit_of_work() as session:
         user = auth.get_user(session, by) if by else None
         result = cap.import_alert(session, document, user=user)
-        log_action(
-            session,
-            "cap.import",
-            "campaign" if result.campaign_id else "cap_alert",
-            result.campaign_id or result.identifier,
-            identifier=result.identifier,
-            sender=result.sender,
-            msg_type=result.msg_type,
-            cancelled=result.cancelled,
-            source=source,
-        )
+        kind, subject, detail = result.audit_subject()
+        log_action(session, "cap.import", kind, subject, source=source, **detail)
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     if result.msg_type == "Cancel":
