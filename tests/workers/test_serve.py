@@ -29,11 +29,13 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("RISKCAST_", "TWILIO_"))}
 
 
-def riskcast(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def riskcast(
+    cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "workers.cli", *args],
         cwd=cwd,
-        env=clean_env(),
+        env={**clean_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -118,15 +120,8 @@ def test_serve_then_the_cli_tour_delivers(served: tuple[Path, str]) -> None:
 
 
 def test_a_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
-    env = {**clean_env(), "RISKCAST_SEND_RATE": "fast"}
-    result = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "campaigns", "list"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = riskcast(
+        tmp_path, "campaigns", "list", check=False, env={"RISKCAST_SEND_RATE": "fast"}
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -134,15 +129,8 @@ def test_a_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
 
 
 def test_twilio_provider_without_credentials_names_them(tmp_path: Path) -> None:
-    env = {**clean_env(), "RISKCAST_PROVIDER": "twilio"}
-    result = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "campaigns", "list"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = riskcast(
+        tmp_path, "campaigns", "list", check=False, env={"RISKCAST_PROVIDER": "twilio"}
     )
     assert result.returncode == 2
     assert "TWILIO_ACCOUNT_SID" in result.stderr and "TWILIO_AUTH_TOKEN" in result.stderr
