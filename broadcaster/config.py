@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # up at the provider by the reconciler.
     confirm_after: float = Field(default=900.0, gt=0)
     scheduler_interval: float = Field(default=1.0, gt=0)
+    # Seconds between a worker's heartbeats; one unheard of for three intervals is no longer
+    # counted alive (broadcaster.monitoring).
+    heartbeat_interval: float = Field(default=10.0, gt=0)
     reconcile_interval: float = Field(default=15.0, gt=0)
     fanout_batch_size: int = Field(default=1000, ge=1)
     send_batch_size: int = Field(default=100, ge=1)

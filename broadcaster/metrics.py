@@ -7,7 +7,9 @@ Gauges, read when Prometheus scrapes (one grouped query each):
 - ``riskcast_queue_depth{queue}``: messages waiting in each broker queue (Redis ``LLEN``);
 - ``riskcast_delivery_errors{error_code}``: failed and undelivered deliveries by the
   provider's error code, as the workers recorded it;
-- ``riskcast_stuck_sending``: deliveries in ``sending`` past ``RISKCAST_SENDING_TIMEOUT``.
+- ``riskcast_stuck_sending``: deliveries in ``sending`` past ``RISKCAST_SENDING_TIMEOUT``;
+- ``riskcast_workers_alive``: worker processes whose heartbeat has not expired
+  (:mod:`broadcaster.monitoring`); absent when Redis cannot be read.
 
 Send latency, provider errors as they happen and rate-limiter waits happen in the worker
 processes, which this API process cannot observe; they belong in the workers' own exporter
@@ -27,6 +29,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from broadcaster import monitoring
 from broadcaster.api import stats
 from broadcaster.api.common import ERRORS
 from broadcaster.api.deps import Db, Operator, Rt
@@ -101,6 +104,14 @@ class DatabaseCollector(Collector):
             "Deliveries in sending for longer than the sending timeout.",
             value=total,
         )
+
+        alive = monitoring.workers_alive(self.runtime.settings.effective_redis_url).count
+        if alive is not None:
+            yield GaugeMetricFamily(
+                "riskcast_workers_alive",
+                "Worker processes whose heartbeat has not expired.",
+                value=alive,
+            )
 
 
 def render(session: Session, runtime: Runtime) -> bytes:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +205,20 @@ class Stack:
         self.runtime.dispose()
         self._db.__exit__(None, None, None)
         self.redis.flushdb()
+
+
+@contextlib.contextmanager
+def running_stack(tmp_path: Path, **kwargs: Any) -> Iterator[Stack]:
+    """A :class:`Stack` for the length of the block, stopped afterwards; its processes' logs
+    are printed if the block fails."""
+    stack = Stack(tmp_path, **kwargs)
+    try:
+        yield stack
+    except Exception:
+        print(stack.dump_logs())
+        raise
+    finally:
+        stack.stop()
 
 
 def write_template(path: Path, data: dict[str, Any]) -> Path:

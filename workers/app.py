@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Exchange, Queue
 
 from broadcaster.config import Settings, get_settings
+from workers import heartbeat
 
 QUEUES = ("control", "urgent", "bulk")
 TICK_TASK = "riskcast.tick"
@@ -65,3 +66,8 @@ def _configure(sender: Celery, **_: Any) -> None:
     # Read the environment when Celery first needs its configuration, not at import, so a
     # bad setting is reported by the CLI as one line naming the variable.
     sender.conf.update(celery_config(get_settings()))
+
+
+# Every worker process, and the worker thread of `riskcast serve`, reports itself alive.
+signals.worker_ready.connect(heartbeat.on_worker_ready, dispatch_uid="riskcast-heartbeat")
+signals.worker_shutdown.connect(heartbeat.on_worker_shutdown, dispatch_uid="riskcast-heartbeat")

@@ -27,13 +27,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.middleware.sessions import SessionMiddleware
 
-from broadcaster import audit, auth, campaigns, preview, templates
+from broadcaster import audit, auth, campaigns, monitoring, preview, templates
 from broadcaster.api import audit as audit_api
 from broadcaster.api import campaigns as campaigns_api
 from broadcaster.api import inbox as inbox_api
 from broadcaster.api import stats
 from broadcaster.api.common import MAX_ID, Id
 from broadcaster.api.deps import Caller, Db, Rt, client_ip
+from broadcaster.db import utcnow
 from broadcaster.errors import InvalidInput, NotFound, RiskcastError
 from broadcaster.models import Community, DeliveryState, Role, User
 from broadcaster.phones import mask_phone
@@ -452,11 +453,20 @@ def operator_page(request: Request, session: Db, caller: Viewer, rt: Rt) -> HTML
     depths = stats.queue_depths(rt.settings.effective_redis_url)
     total, stuck = stats.stuck_sending(session, older_than=rt.settings.sending_timeout)
     rows = campaigns_api.list_visible(session, caller, 50)
+    now = utcnow()
+    current_minute = now.replace(second=0, microsecond=0)
+    seen = monitoring.workers_alive(rt.settings.effective_redis_url)
     return render(
         request,
         "operator.html",
         caller,
         depths=depths,
+        workers=seen,
+        heartbeat_window=round(rt.settings.heartbeat_interval * monitoring.MISSED_BEATS),
+        worker_ages={w.key: max(0, round((now - w.seen_at).total_seconds())) for w in seen.workers},
+        rate=monitoring.rate_chart(
+            monitoring.sent_per_minute(session, now=now), current_minute=current_minute
+        ),
         by_state=stats.deliveries_by_state(session),
         campaigns=campaigns_api._outs(session, rows),
         failures=stats.failures(session),

@@ -1,4 +1,4 @@
-"""/api/v1/queue and /api/v1/stats: what operators watch."""
+"""/api/v1/queue, /api/v1/stats and /api/v1/workers: what operators watch."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from broadcaster import monitoring
 from broadcaster.api import stats
 from broadcaster.api.common import ERRORS, phone_for
 from broadcaster.api.deps import Db, Operator, Rt
@@ -42,6 +43,23 @@ class StatsOut(BaseModel):
     failures: list[FailureOut]
     stuck_sending: int
     stuck: list[StuckOut]
+    sent_per_minute: list[int]
+
+
+class WorkerOut(BaseModel):
+    hostname: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: datetime
+    seen_at: datetime
+    tasks: int
+
+
+class WorkersOut(BaseModel):
+    alive: int | None
+    workers: list[WorkerOut]
+    error: str | None
 
 
 def queue_snapshot(session: Session, redis_url: str | None) -> QueueOut:
@@ -59,7 +77,8 @@ def queue(_caller: Operator, session: Db, rt: Rt) -> QueueOut:
 
 @router.get("/stats")
 def stats_view(caller: Operator, session: Db, rt: Rt) -> StatsOut:
-    """Queues, deliveries by state and priority, failures by error code, stuck sends."""
+    """Queues, deliveries by state and priority, failures by error code, stuck sends, and
+    deliveries sent in each of the last 60 minutes (oldest first)."""
     by_priority: dict[str, dict[str, int]] = {}
     for state, priority, n in stats.by_state_and_priority(session):
         by_priority.setdefault(priority, {})[state] = n
@@ -69,6 +88,7 @@ def stats_view(caller: Operator, session: Db, rt: Rt) -> StatsOut:
         by_priority=by_priority,
         failures=[FailureOut(**vars(f)) for f in stats.failures(session)],
         stuck_sending=total,
+        sent_per_minute=monitoring.sent_per_minute(session),
         stuck=[
             StuckOut(
                 id=s.id,
@@ -79,4 +99,17 @@ def stats_view(caller: Operator, session: Db, rt: Rt) -> StatsOut:
             )
             for s in stuck
         ],
+    )
+
+
+@router.get("/workers")
+def workers(_caller: Operator, rt: Rt) -> WorkersOut:
+    """Worker processes alive: those whose heartbeat (hostname, pid, queues, concurrency,
+    start time, tasks taken) came within the last three RISKCAST_HEARTBEAT_INTERVALs.
+    ``alive`` is null when Redis cannot be read."""
+    seen = monitoring.workers_alive(rt.settings.effective_redis_url)
+    return WorkersOut(
+        alive=seen.count,
+        workers=[WorkerOut(**{**vars(w), "queues": list(w.queues)}) for w in seen.workers],
+        error=seen.error,
     )

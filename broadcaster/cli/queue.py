@@ -1,5 +1,5 @@
-"""CLI: ``riskcast queue [--watch]``, what operators watch: queue depths and deliveries by
-state."""
+"""CLI: ``riskcast queue [--watch]``, what operators watch: queue depths, workers alive and
+deliveries by state."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
+from broadcaster import monitoring
 from broadcaster.api import stats
 from broadcaster.cli.common import console, friendly, unit_of_work
 from broadcaster.runtime import get_runtime
@@ -21,6 +22,7 @@ from broadcaster.runtime import get_runtime
 def snapshot() -> dict[str, Any]:
     runtime = get_runtime()
     depths = stats.queue_depths(runtime.settings.effective_redis_url)
+    seen = monitoring.workers_alive(runtime.settings.effective_redis_url)
     with unit_of_work() as session:
         by_state = stats.deliveries_by_state(session)
         stuck, _ = stats.stuck_sending(
@@ -29,6 +31,9 @@ def snapshot() -> dict[str, Any]:
     return {
         "queues": depths.depths,
         "error": depths.error,
+        "workers_alive": seen.count,
+        "workers": [w.as_dict() for w in seen.workers],
+        "workers_error": seen.error,
         "deliveries": by_state,
         "stuck_sending": stuck,
     }
@@ -41,9 +46,30 @@ def render(data: dict[str, Any]) -> Group:
     states = Table("delivery state", "count", title="deliveries")
     for state, n in data["deliveries"].items():
         states.add_row(state, str(n))
-    parts: list[Any] = [queues, states]
+    alive = data["workers_alive"]
+    workers = Table(
+        "worker",
+        "pid",
+        "queues",
+        "concurrency",
+        "tasks taken",
+        "last heartbeat (UTC)",
+        title=f"workers alive: {'unknown' if alive is None else alive}",
+    )
+    for w in data["workers"]:
+        workers.add_row(
+            w["hostname"],
+            str(w["pid"]),
+            ",".join(w["queues"]),
+            str(w["concurrency"]),
+            str(w["tasks"]),
+            w["seen_at"][11:19],
+        )
+    parts: list[Any] = [queues, workers, states]
     if data["error"]:
         parts.append(f"[yellow]{data['error']}[/yellow]")
+    if data["workers_error"] and data["workers_error"] != data["error"]:
+        parts.append(f"[yellow]{data['workers_error']}[/yellow]")
     parts.append(f"stuck in sending: {data['stuck_sending']}")
     return Group(*parts)
 
@@ -54,7 +80,8 @@ def queue(
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.", min=0.2)] = 2.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON once.")] = False,
 ) -> None:
-    """Queue depths (urgent, bulk, control) and every delivery counted by state."""
+    """Queue depths (urgent, bulk, control), workers alive and every delivery counted by
+    state."""
     if as_json:
         sys.stdout.write(json.dumps(snapshot()) + "\n")
         return

@@ -5,7 +5,8 @@ a free port.
 Official A logs in, composes a campaign in three languages (Lao, Thai, English), sees each
 language's segments in the preview and saves it; the campaign is urgent, so scheduling it is
 refused until official B, in a browser context of their own, approves it; then A schedules
-it, and an operator watches it complete on the operator page. Every page is saved as a
+it, and an operator watches it complete on the operator page, with the worker alive and
+the sends on the chart of the last hour (also at a phone's width). Every page is saved as a
 screenshot under ``artifacts/`` (CI keeps them), and each action left its audit row.
 
 Without Chromium or Playwright the test is skipped locally and fails under CI.
@@ -30,7 +31,7 @@ from messages import parse_template
 from tests import factories
 from tests.factories import THREE_LANGUAGES
 from tests.services import IN_CI, REDIS_URL
-from tests.stack import ROOT, Stack, wait_for
+from tests.stack import ROOT, Stack, running_stack, wait_for
 
 pytestmark = pytest.mark.pipeline
 
@@ -89,14 +90,8 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     # the API's runtime reads these: queue depths on the operator page, a stable session key
     monkeypatch.setenv("RISKCAST_REDIS_URL", REDIS_URL)
     monkeypatch.setenv("RISKCAST_SECRET_KEY", "browser-test-session-key")
-    s = Stack(tmp_path)
-    try:
+    with running_stack(tmp_path) as s:
         yield s
-    except Exception:
-        print(s.dump_logs())
-        raise
-    finally:
-        s.stop()
 
 
 class Shots:
@@ -245,7 +240,20 @@ def test_compose_approve_schedule_and_watch_in_chromium(browser: Any, stack: Sta
     assert "100%" in row.inner_text() and "3/3" in row.inner_text()
     assert "no Redis configured" not in otto.inner_text("main")
     assert otto.inner_text("#queue-urgent") == "0"
+    # the worker started above reports itself alive, and the three sends are on the chart
+    assert int(otto.inner_text("#workers-alive")) >= 1
+    assert otto.locator("table#workers td").first.inner_text().startswith("celery@")
+    chart = otto.locator("#send-rate svg")
+    assert chart.is_visible() and chart.get_attribute("role") == "img"
+    assert otto.locator("#send-rate rect.bar").count() >= 1
+    summary = otto.inner_text("#rate-summary")
+    match = re.match(r"(\d+) sent in the last hour, peak (\d+)/min", summary)
+    assert match and int(match.group(1)) >= 3, summary
     shot(otto, "operator-completed")
+    otto.set_viewport_size({"width": 390, "height": 844})  # a phone
+    assert otto.locator("#send-rate svg").bounding_box()["width"] <= 390
+    shot(otto, "operator-phone")
+    otto.set_viewport_size({"width": 1100, "height": 900})
     otto.click(f"a[href='/dashboard/campaigns/{campaign_id}']")
     otto.wait_for_url(re.compile(rf"/dashboard/campaigns/{campaign_id}$"))
     assert otto.inner_text("#state") == "completed"

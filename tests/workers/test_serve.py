@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from messages import catalog_dir
@@ -134,3 +136,24 @@ def test_twilio_provider_without_credentials_names_them(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "TWILIO_ACCOUNT_SID" in result.stderr and "TWILIO_AUTH_TOKEN" in result.stderr
+
+
+def test_serve_reports_its_worker_alive(served: tuple[Path, str]) -> None:
+    cwd, banner = served
+    match = re.search(r"http://127\.0\.0\.1:\d+", banner)
+    assert match, banner
+    token = riskcast(cwd, "users", "create", "otto", "--role", "operator").stdout.split()[-1]
+
+    def alive() -> dict[str, object] | None:
+        response = httpx.get(
+            f"{match.group(0)}/api/v1/workers",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        body: dict[str, object] = response.raise_for_status().json()
+        return body if body["alive"] == 1 else None
+
+    body = wait_for(alive, 30, "the in-process worker's heartbeat")
+    assert body["error"] is None
+    (worker,) = body["workers"]  # type: ignore[misc]
+    assert worker["queues"] == ["bulk", "control", "urgent"] and worker["concurrency"] == 4
