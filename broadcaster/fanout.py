@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, String, and_, any_, bindparam, exists, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from broadcaster import campaigns, communities
 from broadcaster.db import utcnow
@@ -52,24 +52,46 @@ def new_batch_token() -> str:
     return uuid.uuid4().hex
 
 
-def _insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# On PostgreSQL a page is written by one statement per table with every column bound as one
+# array: planning and sending stay the same size whatever the page size.
+_TEXTS = postgresql.ARRAY(String)
+_INSERT_MESSAGES = text(
+    "INSERT INTO campaign_message (campaign_id, digest, language, body, encoding, parts)"
+    " SELECT :campaign, m.* FROM unnest(CAST(:digests AS text[]), CAST(:languages AS text[]),"
+    " CAST(:bodies AS text[]), CAST(:encodings AS text[]), CAST(:parts AS integer[])) AS m"
+    " ON CONFLICT (campaign_id, digest) DO NOTHING RETURNING digest, id"
+)
+_INSERT_DELIVERIES = text(
+    "WITH created AS ("
+    " INSERT INTO delivery (campaign_id, contact_id, message_id, channel, state, batch,"
+    " attempts, queued_at, created_at, updated_at)"
+    " SELECT :campaign, d.contact_id, d.message_id, d.channel, d.state, d.batch, 0,"
+    " CASE WHEN d.state = :queued THEN CAST(:now AS timestamptz) END, :now, :now"
+    " FROM unnest(CAST(:contacts AS bigint[]), CAST(:messages AS bigint[]),"
+    " CAST(:channels AS text[]), CAST(:states AS text[]), CAST(:batches AS text[]))"
+    " AS d(contact_id, message_id, channel, state, batch)"
+    " ON CONFLICT (campaign_id, contact_id) WHERE fallback_of IS NULL DO NOTHING"
+    " RETURNING batch)"
+    " SELECT batch, count(*) FROM created GROUP BY batch"
+)
 
 
 def eligible_contacts(
     campaign: Campaign, community_ids: list[int], after: int, limit: int
 ) -> Select[*tuple[Any, ...]]:
-    """Active members of the audience, in id order after ``after``, with their community."""
+    """Active members of the audience, in id order after ``after``, with their community.
+
+    A contact in several of the audience's communities comes once, with the first of them
+    (lowest id). The membership is joined, not looked up per contact, and every membership
+    scan starts at ``after`` too, so a page reads about ``limit`` rows of each table
+    whatever the page's place in the audience.
+    """
     audience = campaign.audience
-    first_community = (
-        select(func.min(Membership.community_id))
-        .where(Membership.contact_id == Contact.id, Membership.community_id.in_(community_ids))
-        .correlate(Contact)
-        .scalar_subquery()
-    )
+    earlier = aliased(Membership)
     stmt: Select[*tuple[Any, ...]] = (
         select(
             Contact.id,
@@ -81,8 +103,25 @@ def eligible_contacts(
             Community.language.label("community_language"),
             Community.timezone.label("community_timezone"),
         )
-        .join(Community, Community.id == first_community)
-        .where(Contact.id > after, Contact.status == ContactStatus.ACTIVE.value)
+        .join(
+            Membership,
+            and_(
+                Membership.contact_id == Contact.id,
+                Membership.contact_id > after,
+                Membership.community_id.in_(community_ids),
+            ),
+        )
+        .join(Community, Community.id == Membership.community_id)
+        .where(
+            Contact.id > after,
+            Contact.status == ContactStatus.ACTIVE.value,
+            ~exists().where(
+                earlier.contact_id == Contact.id,
+                earlier.contact_id > after,
+                earlier.community_id.in_(community_ids),
+                earlier.community_id < Membership.community_id,
+            ),
+        )
         .order_by(Contact.id)
         .limit(limit)
     )
@@ -100,8 +139,11 @@ def delivery_channel(campaign_channel: str, contact_channel: str | None) -> str:
     return campaign_channel
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
 def _digest(language: str, variables: dict[str, str]) -> str:
-    raw = json.dumps([language, sorted(variables.items())], ensure_ascii=False)
+    raw = _JSON.encode([language, sorted(variables.items())])
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -111,76 +153,170 @@ Wanted = dict[str, tuple[str, dict[str, str]]]  # digest -> (language, variables
 def _plan(
     campaign: Campaign, version: TemplateVersion, rows: Sequence[Row[Any]], now: datetime
 ) -> tuple[list[tuple[int, str, bool]], Wanted]:
-    """Per contact: which body (by digest) and whether quiet hours hold it back now."""
+    """Per contact: which body (by digest) and whether quiet hours hold it back now.
+
+    What is the same for many contacts is worked out once per page: the language for each
+    (contact language, community language) pair, the campaign's own variables per
+    language, and quiet hours per time zone.
+    """
     bodies = version.bodies()
     used = {lang: variables_used(body) for lang, body in bodies.items()}
+    fixed = {
+        lang: {k: v for k, v in campaign.variables.items() if k in names}
+        for lang, names in used.items()
+    }
+    languages: dict[tuple[str | None, str | None], str] = {}
+    quiet_in: dict[str, bool] = {}
     wanted: Wanted = {}
     planned = []
     for row in rows:
-        language, _fell_back = choose_language(
-            bodies, row.language, row.community_language, version.default_language
-        )
-        values = {k: v for k, v in campaign.variables.items() if k in used[language]}
-        if "name" in used[language]:
-            values["name"] = row.name or ""
-        if "community" in used[language]:
-            values["community"] = row.community_name
+        key = (row.language, row.community_language)
+        language = languages.get(key)
+        if language is None:
+            language, _fell_back = choose_language(
+                bodies, row.language, row.community_language, version.default_language
+            )
+            languages[key] = language
+        names = used[language]
+        values = fixed[language]
+        if "name" in names or "community" in names:
+            values = dict(values)
+            if "name" in names:
+                values["name"] = row.name or ""
+            if "community" in names:
+                values["community"] = row.community_name
         digest = _digest(language, values)
-        wanted.setdefault(digest, (language, values))
-        quiet = campaign.quiet_start is not None and in_quiet_hours(
-            now, row.timezone or row.community_timezone, campaign.quiet_start, campaign.quiet_end
-        )
+        if digest not in wanted:
+            wanted[digest] = (language, values)
+        quiet = False
+        if campaign.quiet_start is not None:
+            zone = row.timezone or row.community_timezone
+            quiet = quiet_in.get(zone)  # type: ignore[assignment]
+            if quiet is None:
+                quiet = quiet_in[zone] = in_quiet_hours(
+                    now, zone, campaign.quiet_start, campaign.quiet_end
+                )
         planned.append((row.id, digest, quiet))
     return planned, wanted
+
+
+def _stored_ids(session: Session, campaign_id: int, digests: list[str]) -> dict[str, int]:
+    return dict(
+        session.execute(
+            select(CampaignMessage.digest, CampaignMessage.id).where(
+                CampaignMessage.campaign_id == campaign_id,
+                CampaignMessage.digest == any_(bindparam("digests", digests, type_=_TEXTS))
+                if _is_postgresql(session)
+                else CampaignMessage.digest.in_(digests),
+            )
+        ).all()
+    )
 
 
 def _message_ids(
     session: Session, campaign_id: int, bodies: dict[str, str], wanted: Wanted
 ) -> dict[str, int]:
-    """Ids of the rendered bodies for ``wanted``, rendering and storing the new ones once."""
-    ids = dict(
-        session.execute(
-            select(CampaignMessage.digest, CampaignMessage.id).where(
-                CampaignMessage.campaign_id == campaign_id,
-                CampaignMessage.digest.in_(list(wanted)),
-            )
-        ).all()
-    )
-    new = []
+    """Ids of the rendered bodies for ``wanted``: each is rendered and stored once; those
+    stored already (a re-run page) are looked up instead."""
+    new: list[tuple[str, str, str, str, int]] = []  # digest, language, body, encoding, parts
     for digest, (language, values) in wanted.items():
-        if digest in ids:
-            continue
-        text = render(bodies[language], values)
-        seg = segments(text)
-        new.append(
+        body = render(bodies[language], values)
+        seg = segments(body)
+        new.append((digest, language, body, seg.encoding, seg.parts))
+    ids = _store_messages(session, campaign_id, new)
+    if len(ids) < len(wanted):
+        ids.update(_stored_ids(session, campaign_id, [d for d in wanted if d not in ids]))
+    return ids
+
+
+def _store_messages(
+    session: Session, campaign_id: int, new: list[tuple[str, str, str, str, int]]
+) -> dict[str, int]:
+    """Insert rendered bodies (those not stored yet); digest -> id of those inserted."""
+    if _is_postgresql(session):
+        digests, languages, texts, encodings, parts = (list(c) for c in zip(*new, strict=True))
+        rows = session.execute(
+            _INSERT_MESSAGES,
+            {
+                "campaign": campaign_id,
+                "digests": digests,
+                "languages": languages,
+                "bodies": texts,
+                "encodings": encodings,
+                "parts": parts,
+            },
+        )
+        return dict(rows.all())
+    keys = ("digest", "language", "body", "encoding", "parts")
+    inserted = session.connection().execute(
+        sqlite.insert(CampaignMessage.__table__)
+        .on_conflict_do_nothing()
+        .returning(CampaignMessage.digest, CampaignMessage.id),
+        [{"campaign_id": campaign_id, **dict(zip(keys, row, strict=True))} for row in new],
+    )
+    return dict(inserted.all())
+
+
+@dataclass
+class _Deliveries:
+    """One page of delivery rows, column by column."""
+
+    contact_ids: list[int] = field(default_factory=list)
+    message_ids: list[int] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
+    batches: list[str | None] = field(default_factory=list)
+
+
+def _store_deliveries(
+    session: Session, campaign_id: int, rows: _Deliveries, now: datetime
+) -> list[tuple[str | None, int]]:
+    """Insert the page's deliveries, skipping people who have one already (a re-run page);
+    (batch, deliveries created) for each batch."""
+    if _is_postgresql(session):
+        created = session.execute(
+            _INSERT_DELIVERIES,
+            {
+                "campaign": campaign_id,
+                "now": now,
+                "queued": DeliveryState.QUEUED.value,
+                "contacts": rows.contact_ids,
+                "messages": rows.message_ids,
+                "channels": rows.channels,
+                "states": rows.states,
+                "batches": rows.batches,
+            },
+        )
+        return [(batch, int(n)) for batch, n in created.all()]
+    columns = zip(
+        rows.contact_ids, rows.message_ids, rows.channels, rows.states, rows.batches, strict=True
+    )
+    inserted = session.connection().execute(
+        sqlite.insert(Delivery.__table__)
+        .on_conflict_do_nothing(
+            index_elements=["campaign_id", "contact_id"], index_where=Delivery.fallback_of.is_(None)
+        )
+        .returning(Delivery.batch),
+        [
             {
                 "campaign_id": campaign_id,
-                "digest": digest,
-                "language": language,
-                "body": text,
-                "encoding": seg.encoding,
-                "parts": seg.parts,
+                "contact_id": contact_id,
+                "message_id": message_id,
+                "channel": channel,
+                "state": state,
+                "batch": batch,
+                "attempts": 0,
+                "queued_at": now if state == DeliveryState.QUEUED.value else None,
+                "created_at": now,
+                "updated_at": now,
             }
-        )
-    if new:
-        inserted = session.execute(
-            _insert(session, CampaignMessage)
-            .values(new)
-            .on_conflict_do_nothing()
-            .returning(CampaignMessage.digest, CampaignMessage.id)
-        )
-        ids.update(dict(inserted.all()))
-    if len(ids) < len(wanted):
-        # Another fan-out of this campaign stored some at the same moment.
-        ids.update(
-            session.execute(
-                select(CampaignMessage.digest, CampaignMessage.id).where(
-                    CampaignMessage.campaign_id == campaign_id,
-                    CampaignMessage.digest.in_(list(wanted)),
-                )
-            ).all()
-        )
-    return ids
+            for contact_id, message_id, channel, state, batch in columns
+        ],
+    )
+    counts: dict[str | None, int] = {}
+    for (batch,) in inserted.all():
+        counts[batch] = counts.get(batch, 0) + 1
+    return list(counts.items())
 
 
 def fanout_page(session: Session, campaign_id: int, *, page_size: int, batch_size: int) -> Page:
@@ -220,40 +356,25 @@ def fanout_page(session: Session, campaign_id: int, *, page_size: int, batch_siz
         page.done = True
         return page
 
-    values_rows = []
+    deliveries = _Deliveries()
     token = new_batch_token()
     in_batch = 0
     for (contact_id, digest, quiet), row in zip(planned, rows, strict=True):
         if quiet:
-            state, batch, queued_at = DeliveryState.PENDING.value, None, None
+            state, batch = DeliveryState.PENDING.value, None
         else:
             if in_batch == batch_size:
                 token, in_batch = new_batch_token(), 0
-            state, batch, queued_at = DeliveryState.QUEUED.value, token, now
+            state, batch = DeliveryState.QUEUED.value, token
             in_batch += 1
-        values_rows.append(
-            {
-                "campaign_id": campaign.id,
-                "contact_id": contact_id,
-                "message_id": message_ids[digest],
-                "channel": delivery_channel(campaign.channel, row.channel),
-                "state": state,
-                "batch": batch,
-                "queued_at": queued_at,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    created = session.execute(
-        _insert(session, Delivery)
-        .values(values_rows)
-        .on_conflict_do_nothing(
-            index_elements=["campaign_id", "contact_id"], index_where=Delivery.fallback_of.is_(None)
-        )
-        .returning(Delivery.batch)
-    ).all()
-    page.created = len(created)
-    page.batches = sorted({b for (b,) in created if b is not None})
+        deliveries.contact_ids.append(contact_id)
+        deliveries.message_ids.append(message_ids[digest])
+        deliveries.channels.append(delivery_channel(campaign.channel, row.channel))
+        deliveries.states.append(state)
+        deliveries.batches.append(batch)
+    created = _store_deliveries(session, campaign.id, deliveries, now)
+    page.created = sum(n for _, n in created)
+    page.batches = sorted(b for b, _ in created if b is not None)
     campaign.fanout_cursor = rows[-1].id
     campaign.recipients += page.created
     session.flush()

@@ -39,6 +39,7 @@ _SEPTETS: Final[dict[str, int]] = {
     **{unicodedata.lookup(name): 1 for name in BASIC_CHARACTER_SET.values() if name != "ESCAPE"},
     **{unicodedata.lookup(name): 2 for name in BASIC_CHARACTER_SET_EXTENSION.values()},
 }
+_GSM_SINGLE_SEPTET: Final = frozenset(ch for ch, septets in _SEPTETS.items() if septets == 1)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,12 @@ def _parts(weights: list[int], single: int, per_part: int) -> int:
     return len(_split(weights, single, per_part))
 
 
+def _even_parts(units: int, single: int, per_part: int) -> int:
+    """What :func:`_parts` counts when every character is one unit: no character can
+    straddle a boundary, so the parts are full but the last."""
+    return 1 if units <= single else -(-units // per_part)
+
+
 def segments(text: str, channel: str = "sms") -> Segments:
     """Encoding, units and parts of ``text`` sent on ``channel`` ("sms" or "whatsapp").
 
@@ -127,11 +134,21 @@ def segments(text: str, channel: str = "sms") -> Segments:
     if channel == "whatsapp":
         return Segments(UTF8, len(text.encode("utf-8", "surrogatepass")), 1, characters)
 
-    septets = [_SEPTETS.get(ch, 0) for ch in text]
-    if 0 not in septets:
+    # Per distinct character first (set and dict operations run in C): most texts are all
+    # one-septet GSM or all BMP UCS-2, where every character is one unit.
+    distinct = set(text)
+    if distinct <= _GSM_SINGLE_SEPTET:
+        return Segments(GSM7, characters, _even_parts(characters, GSM_SINGLE, GSM_PART), characters)
+    outside = distinct.difference(_SEPTETS)
+    if not outside:
+        septets = [_SEPTETS[ch] for ch in text]
         return Segments(GSM7, sum(septets), _parts(septets, GSM_SINGLE, GSM_PART), characters)
 
-    non_gsm = tuple(dict.fromkeys(ch for ch, w in zip(text, septets, strict=True) if w == 0))
+    non_gsm = tuple(sorted(outside, key=text.index))
+    if max(distinct) <= "\uffff":
+        return Segments(
+            UCS2, characters, _even_parts(characters, UCS2_SINGLE, UCS2_PART), characters, non_gsm
+        )
     code_units = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
     return Segments(
         UCS2,

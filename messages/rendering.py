@@ -259,12 +259,62 @@ def _compile(body: str) -> jinja2.Template:
         raise TemplateError(exc.message or "cannot compile") from None
 
 
+@functools.lru_cache(maxsize=1024)
+def _plain(body: str) -> tuple[tuple[bool, str], ...] | None:
+    """``body`` as (is a variable, text or name) pieces when it only prints text and plain
+    variables (``Hello {{ name }}``), the common case; None when it does anything else."""
+    pieces: list[tuple[bool, str]] = []
+    for node in _parse(body, None).body:
+        if not isinstance(node, nodes.Output):
+            return None
+        for child in node.nodes:
+            if isinstance(child, nodes.TemplateData):
+                pieces.append((False, child.data))
+            elif isinstance(child, nodes.Name) and child.ctx == "load":
+                pieces.append((True, child.name))
+            else:
+                return None
+    return tuple(pieces)
+
+
+def _join_plain(
+    pieces: tuple[tuple[bool, str], ...], variables: Mapping[str, object]
+) -> str | None:
+    """What Jinja prints for plain ``pieces`` when every variable is a string; None when
+    one is missing or of another type (Jinja then renders it, or says why it cannot)."""
+    chunks = []
+    for is_variable, piece in pieces:
+        if is_variable:
+            value = variables.get(piece)
+            if type(value) is not str:
+                return None
+            chunks.append(value)
+        else:
+            chunks.append(piece)
+    text = "".join(chunks)
+    if len(text) > MAX_RENDERED:
+        raise TemplateError(f"rendered text too long (over {MAX_RENDERED} characters)")
+    return text
+
+
 def render(body: str, variables: Mapping[str, object]) -> str:
     """Render ``body`` with ``variables``: stripped, NFC-normalized, never empty.
 
     NFC matters for cost: Vietnamese typed with combining accents takes up to three
     UTF-16 units per letter where the composed form takes one.
     """
+    pieces = _plain(body)
+    joined = None if pieces is None else _join_plain(pieces, variables)
+    if joined is None:
+        joined = _generate(body, variables)
+    text = unicodedata.normalize("NFC", joined).strip()
+    if not text:
+        raise TemplateError("empty after rendering")
+    return text
+
+
+def _generate(body: str, variables: Mapping[str, object]) -> str:
+    """``body`` rendered by Jinja, as printed."""
     template = _compile(body)
     chunks: list[str] = []
     size = 0
@@ -280,7 +330,4 @@ def render(body: str, variables: Mapping[str, object]) -> str:
         raise TemplateError(exc.message or type(exc).__name__) from None
     except (TypeError, AttributeError, ArithmeticError, LookupError) as exc:
         raise TemplateError(f"cannot render: {exc}") from None
-    text = unicodedata.normalize("NFC", "".join(chunks)).strip()
-    if not text:
-        raise TemplateError("empty after rendering")
-    return text
+    return "".join(chunks)

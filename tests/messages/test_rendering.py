@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from messages import TemplateError, render, validate_body, variables_used
-from messages.rendering import MAX_RENDERED, _compile
+from messages import TemplateError, render, rendering, validate_body, variables_used
+from messages.rendering import MAX_RENDERED
 
 ALLOWED = {"hotline", "name", "community", "items", "days"}
 
@@ -157,12 +160,50 @@ def test_variables_used_refuses_unsafe_bodies() -> None:
         variables_used("{{ x.__class__ }}")
 
 
-def test_compiled_templates_are_cached() -> None:
-    body = "Cached {{ hotline }}"
+@pytest.mark.parametrize("body", ["Cached {{ hotline }}", "Cached {{ hotline|upper }}"])
+def test_templates_are_parsed_once(body: str, monkeypatch: pytest.MonkeyPatch) -> None:
     render(body, {"hotline": "1"})
-    hits = _compile.cache_info().hits
-    render(body, {"hotline": "2"})
-    assert _compile.cache_info().hits == hits + 1
+    parsed: list[str] = []
+    real_parse = rendering._parse
+
+    def counting(source: str, language: str | None) -> object:
+        parsed.append(source)
+        return real_parse(source, language)
+
+    monkeypatch.setattr(rendering, "_parse", counting)
+    assert render(body, {"hotline": "2"}).startswith("Cached ")
+    assert parsed == []
+
+
+PIECES = st.one_of(
+    st.sampled_from(["{{ name }}", "{{hotline}}", "{{ community }}", "{{ missing }}"]),
+    st.text(st.sampled_from(list("ab \n\t:.ສ\u0ec8e\u0301😀{}%#")), max_size=12).filter(
+        lambda t: "{{" not in t and "{%" not in t and "{#" not in t
+    ),
+)
+VALUES = st.one_of(
+    st.text(st.sampled_from(list("Ab \n{}ສe\u0301")), max_size=8), st.integers(), st.none()
+)
+
+
+@given(
+    body=st.lists(PIECES, min_size=1, max_size=8).map("".join),
+    values=st.dictionaries(st.sampled_from(["name", "hotline", "community"]), VALUES),
+)
+def test_plain_bodies_render_as_jinja_does(body: str, values: dict[str, object]) -> None:
+    def outcome(fn: Callable[[], str]) -> str:
+        try:
+            return fn()
+        except TemplateError as exc:
+            return f"error: {exc}"
+
+    def by_jinja() -> str:
+        text = unicodedata.normalize("NFC", rendering._generate(body, values)).strip()
+        if not text:
+            raise TemplateError("empty after rendering")
+        return text
+
+    assert outcome(lambda: render(body, values)) == outcome(by_jinja)
 
 
 def test_no_autoescape_for_plain_text() -> None:
