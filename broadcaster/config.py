@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     # counted alive (broadcaster.monitoring).
     heartbeat_interval: float = Field(default=10.0, gt=0)
     reconcile_interval: float = Field(default=15.0, gt=0)
-    fanout_batch_size: int = Field(default=1000, ge=1)
+    fanout_batch_size: int = Field(default=5000, ge=1)
     send_batch_size: int = Field(default=100, ge=1)
     # Price of one SMS segment per destination country (ISO code), for the cost estimate in
     # campaign previews; "default" prices every country not listed. JSON in the environment:

@@ -57,8 +57,28 @@ def _is_postgresql(session: Session) -> bool:
 
 
 # On PostgreSQL a page is written by one statement per table with every column bound as one
-# array: planning and sending stay the same size whatever the page size.
+# array: planning and sending stay the same size whatever the page size. The arrays are
+# bound as array literals built here (joins run in C), which costs a small part of what
+# adapting thousands of list items one by one does.
 _TEXTS = postgresql.ARRAY(String)
+
+
+def _int_array(values: Sequence[int]) -> str:
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _text_array(values: Sequence[str | None]) -> str:
+    """Each value double-quoted, with ``\\`` and ``"`` escaped; None is NULL."""
+    return (
+        "{"
+        + ",".join(
+            "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for v in values
+        )
+        + "}"
+    )
+
+
 _INSERT_MESSAGES = text(
     "INSERT INTO campaign_message (campaign_id, digest, language, body, encoding, parts)"
     " SELECT :campaign, m.* FROM unnest(CAST(:digests AS text[]), CAST(:languages AS text[]),"
@@ -239,11 +259,11 @@ def _store_messages(
             _INSERT_MESSAGES,
             {
                 "campaign": campaign_id,
-                "digests": digests,
-                "languages": languages,
-                "bodies": texts,
-                "encodings": encodings,
-                "parts": parts,
+                "digests": _text_array(digests),
+                "languages": _text_array(languages),
+                "bodies": _text_array(texts),
+                "encodings": _text_array(encodings),
+                "parts": _int_array(parts),
             },
         )
         return dict(rows.all())
@@ -280,11 +300,11 @@ def _store_deliveries(
                 "campaign": campaign_id,
                 "now": now,
                 "queued": DeliveryState.QUEUED.value,
-                "contacts": rows.contact_ids,
-                "messages": rows.message_ids,
-                "channels": rows.channels,
-                "states": rows.states,
-                "batches": rows.batches,
+                "contacts": _int_array(rows.contact_ids),
+                "messages": _int_array(rows.message_ids),
+                "channels": _text_array(rows.channels),
+                "states": _text_array(rows.states),
+                "batches": _text_array(rows.batches),
             },
         )
         return [(batch, int(n)) for batch, n in created.all()]

@@ -104,16 +104,22 @@ def test_pages_resume_and_never_create_twice(session: Session) -> None:
     assert campaigns.get(session, cid).recipients == 7
 
 
-def test_per_contact_variable_renders_per_person(session: Session) -> None:
-    factories.community(session, "village")
+def _english_template(session: Session, key: str, body: str) -> str:
     data = {
-        "key": "greeting",
-        "name": "Greeting",
+        "key": key,
+        "name": key.title(),
         "default_language": "en",
         "variables": {"hotline": "1166"},
-        "variants": {"en": "Hello {{ name }}, call {{ hotline }} if you feel unwell."},
+        "variants": {"en": body},
     }
-    key = factories.template(session, data)
+    return factories.template(session, data)
+
+
+def test_per_contact_variable_renders_per_person(session: Session) -> None:
+    factories.community(session, "village")
+    key = _english_template(
+        session, "greeting", "Hello {{ name }}, call {{ hotline }} if you feel unwell."
+    )
     a = factories.contact(session, community_slugs=("village",), name="Noy")
     b = factories.contact(session, community_slugs=("village",), name="Somchai")
     cid = _launch(session, ["village"], key=key, variables={"hotline": "166"})
@@ -148,3 +154,42 @@ def test_a_body_that_renders_empty_stops_the_campaign(session: Session) -> None:
     camp = campaigns.get(session, cid)
     assert page.created == 0 and camp.state == CampaignState.STOPPED
     assert "could not be rendered" in (camp.error or "")
+
+
+def test_every_name_kept_exactly_each_on_their_channel_and_a_rerun_adds_nothing(
+    session: Session,
+) -> None:
+    factories.community(session, "village")
+    key = _english_template(session, "named", "{{ name }}: call {{ hotline }}.")
+    names = ['Noy "Bo"', "back\\slash", "{a,b}", "NULL", "ສົມ\tໃຈ", "O'Neil", "Noy 7"]
+    people = [factories.contact(session, community_slugs=("village",), name=n) for n in names]
+    for person in people[::2]:
+        person.channel = "whatsapp"
+    session.flush()
+    cid = _launch(session, ["village"], key=key, channel="preferred")
+    while not fanout_page(session, cid, page_size=3, batch_size=2).done:
+        pass
+    expected = {p.id: f"{n}: call 1166." for p, n in zip(people, names, strict=True)}
+    assert _bodies(session, cid) == expected
+    channels = dict(
+        session.execute(
+            select(Delivery.contact_id, Delivery.channel).where(Delivery.campaign_id == cid)
+        ).all()
+    )
+    assert channels == {p.id: "whatsapp" if i % 2 == 0 else "sms" for i, p in enumerate(people)}
+    # the same pages again (a redelivered task): nothing is created or rendered twice
+    campaigns.move(session, cid, CampaignState.PAUSED)
+    campaigns.move(session, cid, CampaignState.FANNING_OUT)
+    campaigns.get(session, cid).fanout_cursor = 0
+    again = 0
+    while True:
+        page = fanout_page(session, cid, page_size=3, batch_size=2)
+        again += page.created
+        if page.done:
+            break
+    assert again == 0 and _bodies(session, cid) == expected
+    assert campaigns.get(session, cid).recipients == len(people)
+    stored = session.scalar(
+        select(func.count()).select_from(CampaignMessage).where(CampaignMessage.campaign_id == cid)
+    )
+    assert stored == len(people)
