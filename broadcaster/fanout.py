@@ -170,6 +170,36 @@ def _digest(language: str, variables: dict[str, str]) -> str:
 Wanted = dict[str, tuple[str, dict[str, str]]]  # digest -> (language, variables)
 
 
+class _Digests:
+    """:func:`_digest` for one language whose only per-contact variables are ``per_contact``:
+    the JSON is the same but for those values, so it is built once with placeholders and
+    each contact's values are spliced in (same digests, a fraction of the work)."""
+
+    def __init__(self, language: str, fixed: dict[str, str], per_contact: list[str]) -> None:
+        self.language = language
+        self.fixed = fixed
+        marks = {name: f"\x00{name}\x00" for name in per_contact}
+        self.pieces: list[str] | None = None
+        if not any("\x00" in v for v in fixed.values()):
+            raw = _JSON.encode([language, sorted({**fixed, **marks}.items())])
+            order = sorted(per_contact)
+            pieces = [raw]
+            for name in order:
+                head, _, tail = pieces.pop().partition(_JSON.encode(marks[name]))
+                pieces += [head, tail]
+            self.pieces = pieces
+            self.order = order
+
+    def digest(self, values: dict[str, str]) -> str:
+        if self.pieces is None:
+            return _digest(self.language, values)
+        parts = [self.pieces[0]]
+        for name, piece in zip(self.order, self.pieces[1:], strict=True):
+            parts.append(_JSON.encode(values[name]))
+            parts.append(piece)
+        return hashlib.sha256("".join(parts).encode()).hexdigest()
+
+
 def _plan(
     campaign: Campaign, version: TemplateVersion, rows: Sequence[Row[Any]], now: datetime
 ) -> tuple[list[tuple[int, str, bool]], Wanted]:
@@ -181,42 +211,47 @@ def _plan(
     """
     bodies = version.bodies()
     used = {lang: variables_used(body) for lang, body in bodies.items()}
-    fixed = {
-        lang: {k: v for k, v in campaign.variables.items() if k in names}
+    digests = {
+        lang: _Digests(
+            lang,
+            {k: v for k, v in campaign.variables.items() if k in names},
+            [name for name in ("community", "name") if name in names],
+        )
         for lang, names in used.items()
     }
+    quiet_start, quiet_end = campaign.quiet_start, campaign.quiet_end
     languages: dict[tuple[str | None, str | None], str] = {}
     quiet_in: dict[str, bool] = {}
     wanted: Wanted = {}
     planned = []
     for row in rows:
-        key = (row.language, row.community_language)
-        language = languages.get(key)
+        contact_id, name, contact_language, timezone, _channel = row[:5]
+        community_name, community_language, community_timezone = row[5:8]
+        language = languages.get((contact_language, community_language))
         if language is None:
             language, _fell_back = choose_language(
-                bodies, row.language, row.community_language, version.default_language
+                bodies, contact_language, community_language, version.default_language
             )
-            languages[key] = language
+            languages[(contact_language, community_language)] = language
         names = used[language]
-        values = fixed[language]
+        maker = digests[language]
+        values = maker.fixed
         if "name" in names or "community" in names:
             values = dict(values)
             if "name" in names:
-                values["name"] = row.name or ""
+                values["name"] = name or ""
             if "community" in names:
-                values["community"] = row.community_name
-        digest = _digest(language, values)
+                values["community"] = community_name
+        digest = maker.digest(values)
         if digest not in wanted:
             wanted[digest] = (language, values)
         quiet = False
-        if campaign.quiet_start is not None:
-            zone = row.timezone or row.community_timezone
+        if quiet_start is not None:
+            zone = timezone or community_timezone
             quiet = quiet_in.get(zone)  # type: ignore[assignment]
             if quiet is None:
-                quiet = quiet_in[zone] = in_quiet_hours(
-                    now, zone, campaign.quiet_start, campaign.quiet_end
-                )
-        planned.append((row.id, digest, quiet))
+                quiet = quiet_in[zone] = in_quiet_hours(now, zone, quiet_start, quiet_end)
+        planned.append((contact_id, digest, quiet))
     return planned, wanted
 
 
@@ -379,6 +414,7 @@ def fanout_page(session: Session, campaign_id: int, *, page_size: int, batch_siz
     deliveries = _Deliveries()
     token = new_batch_token()
     in_batch = 0
+    campaign_channel = campaign.channel
     for (contact_id, digest, quiet), row in zip(planned, rows, strict=True):
         if quiet:
             state, batch = DeliveryState.PENDING.value, None
@@ -389,7 +425,7 @@ def fanout_page(session: Session, campaign_id: int, *, page_size: int, batch_siz
             in_batch += 1
         deliveries.contact_ids.append(contact_id)
         deliveries.message_ids.append(message_ids[digest])
-        deliveries.channels.append(delivery_channel(campaign.channel, row.channel))
+        deliveries.channels.append(delivery_channel(campaign_channel, row.channel))
         deliveries.states.append(state)
         deliveries.batches.append(batch)
     created = _store_deliveries(session, campaign.id, deliveries, now)

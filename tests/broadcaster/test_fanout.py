@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from broadcaster import campaigns, contacts, scheduling
 from broadcaster.db import utcnow
-from broadcaster.fanout import fanout_page
+from broadcaster.fanout import _digest, _Digests, fanout_page
 from broadcaster.models import CampaignMessage, CampaignState, Delivery
 from tests import factories
 
@@ -193,3 +194,21 @@ def test_every_name_kept_exactly_each_on_their_channel_and_a_rerun_adds_nothing(
         select(func.count()).select_from(CampaignMessage).where(CampaignMessage.campaign_id == cid)
     )
     assert stored == len(people)
+
+
+@pytest.mark.parametrize(
+    ("fixed", "values"),
+    [
+        ({"hotline": "1166"}, {"name": 'Noy "B\\o"\n'}),
+        ({}, {"name": "ສົມໃຈ", "community": "Ban {x}"}),
+        ({"hotline": "\x00name\x00"}, {"name": "x"}),  # a placeholder look-alike: slow path
+        ({"hotline": "1", "zone": "z"}, {"community": ""}),
+    ],
+)
+def test_digests_for_a_page_equal_the_plain_digest(
+    fixed: dict[str, str], values: dict[str, str]
+) -> None:
+    for language in ("en", "lo"):
+        maker = _Digests(language, fixed, [n for n in ("community", "name") if n in values])
+        merged = {**fixed, **values}
+        assert maker.digest(merged) == _digest(language, merged)
