@@ -1204,6 +1204,9 @@ def _bulk_figures(
     else:
         say(f"   {fan['seconds']:.2f}s")
     if not (cfg.wants("p2") or cfg.wants("p3")):
+        # Nothing sends it: its queued batches must not reach the workers of later figures.
+        env.cancel(bulk_id)
+        env.reset_queues()
         return figures
     raw: dict[str, Any] = {"per_s": 0.0}
     if cfg.wants("p2"):
