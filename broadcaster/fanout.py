@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -268,19 +270,25 @@ def _stored_ids(session: Session, campaign_id: int, digests: list[str]) -> dict[
     )
 
 
-def _message_ids(
-    session: Session, campaign_id: int, bodies: dict[str, str], wanted: Wanted
-) -> dict[str, int]:
-    """Ids of the rendered bodies for ``wanted``: each is rendered and stored once; those
-    stored already (a re-run page) are looked up instead."""
-    new: list[tuple[str, str, str, str, int]] = []  # digest, language, body, encoding, parts
+Rendered = list[tuple[str, str, str, str, int]]  # digest, language, body, encoding, parts
+
+
+def _render(bodies: dict[str, str], wanted: Wanted) -> Rendered:
+    """Each wanted body rendered once, with its SMS encoding and parts."""
+    rendered: Rendered = []
     for digest, (language, values) in wanted.items():
         body = render(bodies[language], values)
         seg = segments(body)
-        new.append((digest, language, body, seg.encoding, seg.parts))
-    ids = _store_messages(session, campaign_id, new)
-    if len(ids) < len(wanted):
-        ids.update(_stored_ids(session, campaign_id, [d for d in wanted if d not in ids]))
+        rendered.append((digest, language, body, seg.encoding, seg.parts))
+    return rendered
+
+
+def _message_ids(session: Session, campaign_id: int, rendered: Rendered) -> dict[str, int]:
+    """Ids of the rendered bodies: stored now, or looked up when stored already (a re-run
+    page)."""
+    ids = _store_messages(session, campaign_id, rendered)
+    if len(ids) < len(rendered):
+        ids.update(_stored_ids(session, campaign_id, [r[0] for r in rendered if r[0] not in ids]))
     return ids
 
 
@@ -374,48 +382,67 @@ def _store_deliveries(
     return list(counts.items())
 
 
-def fanout_page(session: Session, campaign_id: int, *, page_size: int, batch_size: int) -> Page:
-    """Create the deliveries for the next page of the audience. The caller commits."""
-    campaign = session.scalar(
-        select(Campaign)
-        .where(Campaign.id == campaign_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if campaign is None or campaign.state != CampaignState.FANNING_OUT:
-        return Page(done=True)
+@dataclass
+class Prepared:
+    """A page read, planned and rendered, not written yet (see :func:`write_page`)."""
+
+    after: int
+    page_size: int
+    now: datetime
+    contacts: list[tuple[int, str | None]] = field(default_factory=list)  # id, own channel
+    planned: list[tuple[int, str, bool]] = field(default_factory=list)
+    rendered: Rendered = field(default_factory=list)
+    error: TemplateError | None = None
+
+    @property
+    def full(self) -> bool:
+        return len(self.contacts) == self.page_size
+
+
+def prepare_page(session: Session, campaign: Campaign, after: int, page_size: int) -> Prepared:
+    """Read the page of the audience after ``after``, plan and render it. Writes nothing."""
     version = session.get_one(TemplateVersion, campaign.template_version_id)
-    bodies = version.bodies()
     community_ids = communities.expand_ids(
         session, campaign.audience["communities"], descendants=campaign.audience["descendants"]
     )
-    rows = session.execute(
-        eligible_contacts(campaign, community_ids, campaign.fanout_cursor, page_size)
-    ).all()
+    rows = session.execute(eligible_contacts(campaign, community_ids, after, page_size)).all()
+    prepared = Prepared(after=after, page_size=page_size, now=utcnow())
+    prepared.contacts = [(row[0], row[4]) for row in rows]
+    prepared.planned, wanted = _plan(campaign, version, rows, prepared.now)
+    try:
+        prepared.rendered = _render(version.bodies(), wanted)
+    except TemplateError as exc:
+        prepared.error = exc
+    return prepared
+
+
+def write_page(session: Session, campaign: Campaign, prepared: Prepared, batch_size: int) -> Page:
+    """Store a prepared page: bodies, deliveries in send batches, and the cursor, all in the
+    caller's transaction. ``campaign`` is locked and still at ``prepared.after``."""
     page = Page(priority=campaign.priority)
-    if not rows:
+    if not prepared.contacts:
         campaigns.move(
             session, campaign.id, CampaignState.SENDING, only_from=[CampaignState.FANNING_OUT]
         )
         campaigns.complete_if_done(session, campaign.id)
         page.done = True
         return page
-
-    now = utcnow()
-    planned, wanted = _plan(campaign, version, rows, now)
-    try:
-        message_ids = _message_ids(session, campaign.id, bodies, wanted)
-    except TemplateError as exc:
+    if prepared.error is not None:
         # Never an empty or broken message: stop and say why; an operator decides.
-        campaigns.stop(session, campaign.id, error=f"a message could not be rendered: {exc}")
+        campaigns.stop(
+            session, campaign.id, error=f"a message could not be rendered: {prepared.error}"
+        )
         page.done = True
         return page
 
+    message_ids = _message_ids(session, campaign.id, prepared.rendered)
     deliveries = _Deliveries()
     token = new_batch_token()
     in_batch = 0
     campaign_channel = campaign.channel
-    for (contact_id, digest, quiet), row in zip(planned, rows, strict=True):
+    for (contact_id, digest, quiet), (_id, channel) in zip(
+        prepared.planned, prepared.contacts, strict=True
+    ):
         if quiet:
             state, batch = DeliveryState.PENDING.value, None
         else:
@@ -425,18 +452,96 @@ def fanout_page(session: Session, campaign_id: int, *, page_size: int, batch_siz
             in_batch += 1
         deliveries.contact_ids.append(contact_id)
         deliveries.message_ids.append(message_ids[digest])
-        deliveries.channels.append(delivery_channel(campaign_channel, row.channel))
+        deliveries.channels.append(delivery_channel(campaign_channel, channel))
         deliveries.states.append(state)
         deliveries.batches.append(batch)
-    created = _store_deliveries(session, campaign.id, deliveries, now)
+    created = _store_deliveries(session, campaign.id, deliveries, prepared.now)
     page.created = sum(n for _, n in created)
     page.batches = sorted(b for b, _ in created if b is not None)
-    campaign.fanout_cursor = rows[-1].id
+    campaign.fanout_cursor = prepared.contacts[-1][0]
     campaign.recipients += page.created
     session.flush()
-    if len(rows) < page_size:
+    if not prepared.full:
         campaigns.move(
             session, campaign.id, CampaignState.SENDING, only_from=[CampaignState.FANNING_OUT]
         )
         page.done = True
     return page
+
+
+def _locked_campaign(session: Session, campaign_id: int) -> Campaign | None:
+    """The campaign, locked, if it is fanning out."""
+    campaign = session.scalar(
+        select(Campaign)
+        .where(Campaign.id == campaign_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if campaign is None or campaign.state != CampaignState.FANNING_OUT:
+        return None
+    return campaign
+
+
+def fanout_page(session: Session, campaign_id: int, *, page_size: int, batch_size: int) -> Page:
+    """Create the deliveries for the next page of the audience. The caller commits."""
+    campaign = _locked_campaign(session, campaign_id)
+    if campaign is None:
+        return Page(done=True)
+    prepared = prepare_page(session, campaign, campaign.fanout_cursor, page_size)
+    return write_page(session, campaign, prepared, batch_size)
+
+
+def fan_out(
+    open_session: Callable[[], AbstractContextManager[Session]],
+    campaign_id: int,
+    *,
+    page_size: int,
+    batch_size: int,
+    each: Callable[[Session, Page], object],
+) -> int:
+    """Fan a campaign out page by page, each page in a transaction of its own that commits
+    when ``each(session, page)`` returns; the number of deliveries created.
+
+    On PostgreSQL the next page is read, planned and rendered in a second thread (with its
+    own connection, reading only) while this one writes the current page, so the Python
+    work and the database's overlap. A page prepared from a cursor that has moved since
+    (another fan-out of the campaign got there first) is prepared again.
+    """
+    with open_session() as session:
+        pipelined = _is_postgresql(session)
+    created = 0
+    if not pipelined:
+        while True:
+            with open_session() as session:
+                page = fanout_page(session, campaign_id, page_size=page_size, batch_size=batch_size)
+                each(session, page)
+            created += page.created
+            if page.done:
+                return created
+
+    def prepare(after: int) -> Prepared | None:
+        with open_session() as session:
+            campaign = session.get(Campaign, campaign_id)
+            return None if campaign is None else prepare_page(session, campaign, after, page_size)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fanout-prepare") as pool:
+        ahead: Future[Prepared | None] | None = None
+        while True:
+            with open_session() as session:
+                campaign = _locked_campaign(session, campaign_id)
+                if campaign is None:
+                    page = Page(done=True)
+                else:
+                    prepared = ahead.result() if ahead is not None else None
+                    if prepared is None or prepared.after != campaign.fanout_cursor:
+                        prepared = prepare_page(
+                            session, campaign, campaign.fanout_cursor, page_size
+                        )
+                    ahead = None
+                    if prepared.full and prepared.error is None:
+                        ahead = pool.submit(prepare, prepared.contacts[-1][0])
+                    page = write_page(session, campaign, prepared, batch_size)
+                each(session, page)
+            created += page.created
+            if page.done:
+                return created

@@ -74,6 +74,18 @@ def template(session: Session, data: dict[str, object] | None = None) -> str:
     return spec.key
 
 
+def english_template(session: Session, key: str, body: str) -> str:
+    """A template of one English variant, ``body``, with ``hotline`` = 1166."""
+    data = {
+        "key": key,
+        "name": key.title(),
+        "default_language": "en",
+        "variables": {"hotline": "1166"},
+        "variants": {"en": body},
+    }
+    return template(session, data)
+
+
 def campaign(
     session: Session, community_slugs: list[str], *, key: str | None = None, **kwargs: object
 ) -> Campaign:

@@ -12,10 +12,11 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from broadcaster import audit, deliveries, fallback, privacy, scheduling
 from broadcaster.db import on_commit, utcnow
-from broadcaster.fanout import fanout_page
+from broadcaster.fanout import Page, fan_out
 from broadcaster.models import CampaignState, Delivery
 from workers.context import Context
 from workers.providers.base import ProviderError
@@ -83,21 +84,20 @@ def tick(ctx: Context) -> TickReport:
 def run_fanout(ctx: Context, campaign_id: int) -> int:
     """Fan a campaign out page by page; each page commits, then its batches are enqueued."""
     token = fanout_token(campaign_id)
-    created = 0
-    while True:
+
+    def each(session: Session, page: Page) -> None:
+        batches = [scheduling.Batch(t, campaign_id, page.priority) for t in page.batches]
+        on_commit(session, partial(enqueue_batches, ctx, batches))
         ctx.leases.renew(token, ctx.settings.lease_ttl)
-        with ctx.runtime.session() as session:
-            page = fanout_page(
-                session,
-                campaign_id,
-                page_size=ctx.settings.fanout_batch_size,
-                batch_size=ctx.settings.send_batch_size,
-            )
-            batches = [scheduling.Batch(t, campaign_id, page.priority) for t in page.batches]
-            on_commit(session, partial(enqueue_batches, ctx, batches))
-        created += page.created
-        if page.done:
-            break
+
+    ctx.leases.renew(token, ctx.settings.lease_ttl)
+    created = fan_out(
+        ctx.runtime.session,
+        campaign_id,
+        page_size=ctx.settings.fanout_batch_size,
+        batch_size=ctx.settings.send_batch_size,
+        each=each,
+    )
     ctx.leases.release(token)
     log.info("campaign %s: fan-out created %s deliveries", campaign_id, created)
     return created

@@ -105,20 +105,9 @@ def test_pages_resume_and_never_create_twice(session: Session) -> None:
     assert campaigns.get(session, cid).recipients == 7
 
 
-def _english_template(session: Session, key: str, body: str) -> str:
-    data = {
-        "key": key,
-        "name": key.title(),
-        "default_language": "en",
-        "variables": {"hotline": "1166"},
-        "variants": {"en": body},
-    }
-    return factories.template(session, data)
-
-
 def test_per_contact_variable_renders_per_person(session: Session) -> None:
     factories.community(session, "village")
-    key = _english_template(
+    key = factories.english_template(
         session, "greeting", "Hello {{ name }}, call {{ hotline }} if you feel unwell."
     )
     a = factories.contact(session, community_slugs=("village",), name="Noy")
@@ -161,7 +150,7 @@ def test_every_name_kept_exactly_each_on_their_channel_and_a_rerun_adds_nothing(
     session: Session,
 ) -> None:
     factories.community(session, "village")
-    key = _english_template(session, "named", "{{ name }}: call {{ hotline }}.")
+    key = factories.english_template(session, "named", "{{ name }}: call {{ hotline }}.")
     names = ['Noy "Bo"', "back\\slash", "{a,b}", "NULL", "ສົມ\tໃຈ", "O'Neil", "Noy 7"]
     people = [factories.contact(session, community_slugs=("village",), name=n) for n in names]
     for person in people[::2]:
