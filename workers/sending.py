@@ -5,16 +5,17 @@ A batch goes a run of deliveries at a time (up to :data:`RUN`, spanning at most
 slots from the fleet-wide rate limiter, win its deliveries with one conditional UPDATE
 (``queued -> sending``; only one worker can win each), check the campaign and the contacts
 again (an opt-out recorded a moment ago counts), make exactly one provider request per
-delivery at its slot, record errors as they come and the accepted messages' SIDs together
-at the end of the run. A worker killed before that write leaves them ``sending``: the
-status callback (matched by the delivery id in its URL) moves them on, and the reconciler
-queues again only what has neither SID nor callback. Retries are written to the database
+delivery at its slot, and record each outcome as it comes: an accepted message's SID is
+committed the moment the provider answers. A worker killed before that commit leaves the
+delivery ``sending``: the status callback (matched by the delivery id in its URL) moves it
+on, and the reconciler queues again only what has neither SID nor callback. Retries are written to the database
 with a time (``next_attempt_at``), never held in the broker, so a flushed Redis loses no
 retry.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import random
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -292,11 +293,41 @@ def record_error(
     return Outcome.FAILED
 
 
-def send_one(
-    ctx: Context, message: OutboundMessage, campaign_id: int, sent: list[tuple[int, str]]
-) -> Outcome:
-    """One provider request for a claimed delivery. An accepted message's SID is appended
-    to ``sent`` for :func:`record_sent`; an error is recorded by :func:`record_error`."""
+class SidWriter:
+    """Writes an accepted message's SID the moment the provider answers, each in its own
+    commit, on one connection held for a run (no pool checkout per message), and through a
+    database blip by :func:`with_db_retry`. Until that commit only the status callback can
+    tell a killed worker's accepted message from one never sent, so no SID waits."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._conn: Connection | None = None
+        self._session: Session | None = None
+
+    def write(self, delivery_id: int, sid: str) -> None:
+        sent = [(delivery_id, sid)]
+        try:
+            if self._session is None:
+                self._conn = self._ctx.runtime.engine.connect()
+                self._session = Session(bind=self._conn)
+            record_sent(self._session, sent)
+            self._session.commit()
+        except OperationalError:
+            self.close()
+            with_db_retry(self._ctx, lambda session: record_sent(session, sent))
+
+    def close(self) -> None:
+        session, conn, self._session, self._conn = self._session, self._conn, None, None
+        with contextlib.suppress(Exception):
+            if session is not None:
+                session.close()
+            if conn is not None:
+                conn.close()
+
+
+def send_one(ctx: Context, message: OutboundMessage, campaign_id: int, sids: SidWriter) -> Outcome:
+    """One provider request for a claimed delivery. An accepted message's SID is written at
+    once by ``sids``; an error is recorded by :func:`record_error`."""
     delivery_id = message.delivery_id
     try:
         result = ctx.provider.send(message)
@@ -314,7 +345,8 @@ def send_one(
         )
         with ctx.runtime.session() as session:
             return record_error(ctx, session, delivery_id, campaign_id, err)
-    sent.append((delivery_id, result.sid))
+    # The provider has the message: its SID must be written, even through a database blip.
+    sids.write(delivery_id, result.sid)
     return Outcome.SENT
 
 
@@ -340,7 +372,7 @@ def send_run(
     report: BatchReport,
 ) -> bool:
     """Send a run of deliveries: their slots from the rate limiter (one call), one claim,
-    one provider request each at its slot, their SIDs written together. True when the
+    one provider request each at its slot, each SID written as it comes. True when the
     campaign was stopped."""
     also = [(f"campaign:{campaign_id}", campaign_rate)] if campaign_rate else []
     asked = time.monotonic()
@@ -352,28 +384,32 @@ def send_run(
         messages, outcomes = claim(ctx, session, [q.delivery_id for q in run])
     for outcome in outcomes.values():
         report.add(outcome)
-    sent: list[tuple[int, str]] = []
+    claimed = time.monotonic()
+    sids = SidWriter(ctx)
     done = 0
-    stopped = False
+    stopped = late = False
     try:
         for message in messages:
             _sleep_until(slots[message.delivery_id])
-            outcome = send_one(ctx, message, campaign_id, sent)
+            if time.monotonic() - claimed > ctx.settings.sending_timeout / 2:
+                # The reconciler takes a delivery `sending` this long without a SID for
+                # lost and queues it again: give the rest back rather than race it.
+                late = True
+                break
+            outcome = send_one(ctx, message, campaign_id, sids)
             done += 1
             report.add(outcome)
             if outcome is Outcome.STOP:
                 stopped = True
                 break
     finally:
-        # The provider has these messages: their SIDs must be written, even through a
-        # database blip.
-        if sent:
-            with_db_retry(ctx, lambda session: record_sent(session, sent))
+        sids.close()
         if done < len(messages):
-            # Nothing of the rest reached the provider (the campaign stopped, or our own
-            # code failed on the current one, whose attempt counts).
-            failed = [] if stopped else [messages[done].delivery_id]
-            rest = [m.delivery_id for m in messages[done + (0 if stopped else 1) :]]
+            # Nothing of the rest reached the provider (the campaign stopped, the run is
+            # late, or our own code failed on the current one, whose attempt counts).
+            clean = stopped or late
+            failed = [] if clean else [messages[done].delivery_id]
+            rest = [m.delivery_id for m in messages[done + (0 if clean else 1) :]]
 
             def give_back(session: Session) -> None:
                 hand_back(session, failed, attempted=True)
