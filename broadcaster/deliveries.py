@@ -8,20 +8,10 @@ cannot move a delivery backwards. The diagram is in :mod:`broadcaster.models.del
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    CursorResult,
-    Update,
-    bindparam,
-    exists,
-    func,
-    literal,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, CursorResult, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from broadcaster.db import utcnow
@@ -51,30 +41,6 @@ def sources_of(target: DeliveryState) -> frozenset[str]:
     return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
 
 
-def _move_statement(
-    where: ColumnElement[bool],
-    to: DeliveryState,
-    only_from: Iterable[str] | None,
-    values: Mapping[str, Any] | None,
-    *,
-    many: bool = False,
-) -> Update:
-    allowed = sources_of(to)
-    if only_from is not None:
-        allowed = allowed & frozenset(only_from)
-    if not allowed:
-        raise ValueError(f"no state may move to {to}")
-    fields: dict[str, Any] = {"state": to.value, "updated_at": utcnow(), **(values or {})}
-    # A statement run for many rows at once takes one parameter per state, not a list.
-    states = [literal(s) for s in sorted(allowed)] if many else sorted(allowed)
-    return (
-        update(Delivery)
-        .where(where, Delivery.state.in_(states))
-        .values(**fields)
-        .execution_options(synchronize_session=False)
-    )
-
-
 def move(
     session: Session,
     where: ColumnElement[bool],
@@ -87,51 +53,19 @@ def move(
 
     ``only_from`` narrows the allowed source states further (never widens them).
     """
-    stmt = _move_statement(where, to, only_from, values)
-    result: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
-    return result.rowcount
-
-
-def move_returning(
-    session: Session,
-    where: ColumnElement[bool],
-    to: DeliveryState,
-    *,
-    only_from: Iterable[str] | None = None,
-    values: Mapping[str, Any] | None = None,
-) -> list[int]:
-    """:func:`move` in one statement for many deliveries; the ids of those that moved
-    (a worker claiming a run of deliveries learns which of them it won)."""
-    stmt = _move_statement(where, to, only_from, values).returning(Delivery.id)
-    return list(session.scalars(stmt))
-
-
-def move_each(
-    session: Session,
-    rows: Sequence[Mapping[str, Any]],
-    to: DeliveryState,
-    *,
-    only_from: Iterable[str] | None = None,
-    values: Mapping[str, Any] | None = None,
-) -> int:
-    """:func:`move` for several deliveries, each with values of its own, in one round trip.
-
-    ``rows`` are ``{"id": ..., column: value, ...}``, every row with the same columns; each
-    delivery moves if its state allows, as with :func:`move`. Returns how many moved in all
-    (which ones is not told).
-    """
-    if not rows:
-        return 0
-    own = [key for key in rows[0] if key != "id"]
-    stmt = _move_statement(
-        Delivery.id == bindparam("row_id"),
-        to,
-        only_from,
-        {**(values or {}), **{key: bindparam(f"row_{key}") for key in own}},
-        many=True,
+    allowed = sources_of(to)
+    if only_from is not None:
+        allowed = allowed & frozenset(only_from)
+    if not allowed:
+        raise ValueError(f"no state may move to {to}")
+    fields: dict[str, Any] = {"state": to.value, "updated_at": utcnow(), **(values or {})}
+    stmt = (
+        update(Delivery)
+        .where(where, Delivery.state.in_(sorted(allowed)))
+        .values(**fields)
+        .execution_options(synchronize_session=False)
     )
-    params = [{"row_id": row["id"], **{f"row_{key}": row[key] for key in own}} for row in rows]
-    result: CursorResult[Any] = session.connection().execute(stmt, params)  # type: ignore[assignment]
+    result: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
     return result.rowcount
 
 
@@ -154,29 +88,27 @@ def apply_provider_status(
         match = Delivery.provider_sid == sid
     else:
         return None
-    if target is not None:
-        # Forward first, in one statement: :func:`move` admits only states ranked below
-        # the target, so a late or repeated callback matches nothing and is looked at below.
+    row = session.execute(select(Delivery.state, Delivery.provider_sid).where(match)).first()
+    if row is None:
+        return None
+    current, known_sid = DeliveryState(row.state), row.provider_sid
+    values: dict[str, Any] = {}
+    if sid and not known_sid:
+        values["provider_sid"] = sid
+    if target is not None and RANK[target] > RANK[current]:
         now = utcnow()
-        values: dict[str, Any] = {"sent_at": func.coalesce(Delivery.sent_at, now)}
-        if sid:
-            values["provider_sid"] = func.coalesce(Delivery.provider_sid, sid)
+        values["sent_at"] = func.coalesce(Delivery.sent_at, now)
         if target is not DeliveryState.SENT:
             values["finished_at"] = now
         if error_code is not None:
             values["error_code"] = error_code
         if move(session, match, target, values=values):
             return target
-    row = session.execute(select(Delivery.state, Delivery.provider_sid).where(match)).first()
-    if row is None:
-        return None
-    current = DeliveryState(row.state)
-    forward = target is not None and RANK[target] > RANK[current]
-    if sid and not row.provider_sid and not forward:
+    elif values:
         session.execute(
             update(Delivery)
             .where(match)
-            .values(provider_sid=sid)
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
     return current

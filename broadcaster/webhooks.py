@@ -14,12 +14,10 @@ URL (or the message SID), never by address.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -78,32 +76,24 @@ async def signed_form(request: Request, rt: Annotated[Runtime, Depends(get_rt)])
 
 
 @router.post("/status")
-async def status(
+def status(
     request: Request,
     form: Annotated[dict[str, str], Depends(signed_form)],
-    rt: Annotated[Runtime, Depends(get_rt)],
+    session: Annotated[Session, Depends(db_session, scope="function")],
 ) -> Response:
     raw_id = request.query_params.get("d")
     delivery_id = int(raw_id) if raw_id and raw_id.isascii() and raw_id.isdigit() else None
-    # Two callbacks come for every message sent: the whole unit of work takes one trip to a
-    # worker thread, and commits there, before the answer.
-    await run_in_threadpool(record_status, rt, delivery_id, form)
-    return Response(status_code=204)
-
-
-def record_status(rt: Runtime, delivery_id: int | None, form: Mapping[str, str]) -> None:
-    """A status callback's unit of work: the delivery moved on, and its fallback if due."""
     code = form.get("ErrorCode")
     sid = form.get("MessageSid") or form.get("SmsSid")
-    with rt.session() as session:
-        state = deliveries.apply_provider_status(
-            session,
-            delivery_id=delivery_id,
-            sid=sid,
-            status=form.get("MessageStatus") or form.get("SmsStatus") or "",
-            error_code=int(code) if code and code.isascii() and code.isdigit() else None,
-        )
-        fallback.after_provider_status(session, state, delivery_id=delivery_id, sid=sid)
+    state = deliveries.apply_provider_status(
+        session,
+        delivery_id=delivery_id,
+        sid=sid,
+        status=form.get("MessageStatus") or form.get("SmsStatus") or "",
+        error_code=int(code) if code and code.isascii() and code.isdigit() else None,
+    )
+    fallback.after_provider_status(session, state, delivery_id=delivery_id, sid=sid)
+    return Response(status_code=204)
 
 
 @router.post("/inbound")

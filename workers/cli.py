@@ -79,15 +79,8 @@ def api(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
 ) -> None:
     """The HTTP API, dashboard and Twilio webhooks."""
-    # log_config=None: uvicorn logs through our handler, where numbers are masked; at the
-    # process's level (RISKCAST_LOG_LEVEL), so WARNING also silences the line per request.
-    uvicorn.run(
-        create_app(get_runtime()),
-        host=host,
-        port=port,
-        log_level=logging.getLogger().getEffectiveLevel(),
-        log_config=None,
-    )
+    # log_config=None: uvicorn logs through our handler, where numbers are masked.
+    uvicorn.run(create_app(get_runtime()), host=host, port=port, log_level="info", log_config=None)
 
 
 @app.command("simulator")

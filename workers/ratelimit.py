@@ -42,14 +42,8 @@ Schedule = tuple[str, float]  # (name, units per second)
 
 
 class RateLimiter(Protocol):
-    rate: float  # the fleet's units per second
-
     def reserve(self, cost: int = 1, also: Sequence[Schedule] = ()) -> float:
         """Reserve ``cost`` units on the fleet's schedule and on ``also``; seconds to wait."""
-        ...
-
-    def reserve_many(self, costs: Sequence[int], also: Sequence[Schedule] = ()) -> list[float]:
-        """Reserve consecutive slots for several sends in one call; seconds to wait for each."""
         ...
 
     def acquire(self, cost: int = 1, also: Sequence[Schedule] = ()) -> float:
@@ -58,23 +52,8 @@ class RateLimiter(Protocol):
 
 
 class _Waits:
-    rate: float
-
     def reserve(self, cost: int = 1, also: Sequence[Schedule] = ()) -> float:
         raise NotImplementedError
-
-    def reserve_many(self, costs: Sequence[int], also: Sequence[Schedule] = ()) -> list[float]:
-        # One reservation of the total; the sends then follow each other at the pace of the
-        # slowest schedule, the spacing one reservation each would have given them.
-        if not costs:
-            return []
-        start = self.reserve(sum(costs), also)
-        slowest = min([self.rate, *(rate for _, rate in also)])
-        waits, used = [], 0
-        for cost in costs:
-            waits.append(start + used / slowest)
-            used += cost
-        return waits
 
     def acquire(self, cost: int = 1, also: Sequence[Schedule] = ()) -> float:
         wait = self.reserve(cost, also)

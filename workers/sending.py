@@ -1,31 +1,23 @@
 """Sending one batch of deliveries: plain functions, called by the send task and by tests.
 
-A batch goes a run of deliveries at a time (up to :data:`RUN`, spanning at most
-:data:`RUN_SPAN` seconds of sending at the rate that binds them). For each run: take its
-slots from the fleet-wide rate limiter, win its deliveries with one conditional UPDATE
-(``queued -> sending``; only one worker can win each), check the campaign and the contacts
-again (an opt-out recorded a moment ago counts), make exactly one provider request per
-delivery at its slot, and record each outcome as it comes: an accepted message's SID is
-committed the moment the provider answers. A worker killed before that commit leaves the
-delivery ``sending``: the status callback (matched by the delivery id in its URL) moves it
-on, and the reconciler queues again only what has neither SID nor callback. Retries are written to the database
-with a time (``next_attempt_at``), never held in the broker, so a flushed Redis loses no
-retry.
+For each delivery: win it with a conditional UPDATE (``queued -> sending``; only one worker
+can), check the campaign and the contact again (an opt-out recorded a moment ago counts),
+take a slot from the fleet-wide rate limiter, make exactly one provider request, record the
+outcome. Retries are written to the database with a time (``next_attempt_at``), never held
+in the broker, so a flushed Redis loses no retry.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -59,14 +51,6 @@ BACKOFF_CAP = 300.0
 MAX_RETRY_AGE = timedelta(hours=6)
 # A bulk batch hands its remainder back after this long, so urgent work is never behind it.
 BULK_SLICE = 1.0
-# Deliveries go a run at a time: one claim, one rate-limiter call and one write of their
-# SIDs for up to RUN deliveries...
-RUN = 20
-# ...whose sends span at most this long at the slowest rate that binds them, so an opt-out
-# or a pause recorded a moment before a send still stops it.
-RUN_SPAN = 0.1  # seconds
-# A sending batch renews its lease this often (and at least three times per lease time).
-LEASE_RENEW_EVERY = 1.0
 
 
 class Outcome(enum.StrEnum):
@@ -88,66 +72,38 @@ class BatchReport:
         self.outcomes[outcome.value] = self.outcomes.get(outcome.value, 0) + 1
 
 
-@dataclass(frozen=True)
-class Queued:
-    """A delivery of the batch, with what its send costs the rate limiter (SMS segments)."""
-
-    delivery_id: int
-    parts: int
-
-
 def backoff(attempt: int, base: float = BACKOFF_BASE, rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter: uniform in [c/2, c], c = min(cap, base * 2**(n-1))."""
     ceiling = min(BACKOFF_CAP, base * 2 ** max(0, attempt - 1))
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
-class End(enum.Enum):
-    """Why a claimed delivery is not sent now: the state it moves to, its reason, the outcome."""
-
-    OPTED_OUT = (DeliveryState.SKIPPED, SkipReason.OPTED_OUT.value, Outcome.SKIPPED)
-    # Quiet hours began after fan-out: wait; the scheduler releases it when they end.
-    QUIET = (DeliveryState.PENDING, None, Outcome.HELD)
-    EXPIRED = (DeliveryState.SKIPPED, SkipReason.EXPIRED.value, Outcome.SKIPPED)
-    # A delivery whose sends keep killing the worker is given up here, with a reason.
-    TOO_MANY = (DeliveryState.FAILED, SkipReason.TOO_MANY_ATTEMPTS.value, Outcome.FAILED)
-
-    def __init__(self, state: DeliveryState, reason: str | None, outcome: Outcome) -> None:
-        self.state = state
-        self.reason = reason
-        self.outcome = outcome
-
-
-def claim(
-    ctx: Context, session: Session, delivery_ids: Sequence[int]
-) -> tuple[list[OutboundMessage], dict[int, Outcome]]:
-    """Win a run of deliveries and build their messages; say why the others are not sent.
-
-    One conditional UPDATE wins them (``queued -> sending``: of two workers, only one can);
-    the campaign and every contact are checked in the same transaction, just before sending.
-    """
-    now = utcnow()
+def _claim(session: Session, delivery_id: int, now: datetime) -> bool:
     active = select(Campaign.id).where(
         Campaign.state.in_([CampaignState.SENDING.value, CampaignState.FANNING_OUT.value])
     )
-    won = deliveries.move_returning(
-        session,
-        and_(
-            Delivery.id.in_(delivery_ids),
-            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-            Delivery.campaign_id.in_(active),
-        ),
-        DeliveryState.SENDING,
-        only_from=[DeliveryState.QUEUED],
-        values={"attempts": Delivery.attempts + 1, "sending_at": now},
+    return bool(
+        deliveries.move(
+            session,
+            and_(
+                Delivery.id == delivery_id,
+                or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+                Delivery.campaign_id.in_(active),
+            ),
+            DeliveryState.SENDING,
+            only_from=[DeliveryState.QUEUED],
+            values={"attempts": Delivery.attempts + 1, "sending_at": now},
+        )
     )
-    mine = set(won)
-    outcomes = {i: Outcome.NOT_MINE for i in delivery_ids if i not in mine}
-    if not won:
-        return [], outcomes
-    rows = session.execute(
+
+
+def prepare(ctx: Context, session: Session, delivery_id: int) -> OutboundMessage | Outcome:
+    """Win the delivery and build its message, or say why it is not to be sent now."""
+    now = utcnow()
+    if not _claim(session, delivery_id, now):
+        return Outcome.NOT_MINE
+    row = session.execute(
         select(
-            Delivery.id,
             Delivery.attempts,
             Delivery.channel,
             Contact.phone,
@@ -160,49 +116,55 @@ def claim(
         .join(CampaignMessage, CampaignMessage.id == Delivery.message_id)
         .join(Campaign, Campaign.id == Delivery.campaign_id)
         .outerjoin(Contact, Contact.id == Delivery.contact_id)
-        .where(Delivery.id.in_(won))
-        .order_by(Delivery.id)
-    ).all()
-    messages: list[OutboundMessage] = []
-    ends: dict[End, list[int]] = {}
-    for row in rows:
-        checked = _check(ctx, session, row, now)
-        if isinstance(checked, End):
-            ends.setdefault(checked, []).append(row.id)
-        else:
-            messages.append(checked)
-    for end, ids in ends.items():
-        values: dict[str, object] = {"reason": end.reason, "finished_at": now}
-        if end.state is DeliveryState.PENDING:
-            values = {"batch": None, "attempts": Delivery.attempts - 1}
-        deliveries.move(session, Delivery.id.in_(ids), end.state, values=values)
-        outcomes.update(dict.fromkeys(ids, end.outcome))
-        if end.state is DeliveryState.FAILED:
-            for delivery_id in ids:
-                fallback.fall_back(session, delivery_id)
-    return messages, outcomes
-
-
-def _check(ctx: Context, session: Session, row: Row[Any], now: datetime) -> OutboundMessage | End:
-    """A claimed delivery's message, or why it is not to be sent now."""
+        .where(Delivery.id == delivery_id)
+    ).one()
+    this = Delivery.id == delivery_id
     if row.phone is None or row.status != ContactStatus.ACTIVE:
-        return End.OPTED_OUT
+        deliveries.move(
+            session,
+            this,
+            DeliveryState.SKIPPED,
+            values={"reason": SkipReason.OPTED_OUT.value, "finished_at": now},
+        )
+        return Outcome.SKIPPED
     if row.quiet_start is not None and in_quiet_hours(
-        now, _recipient_zone(session, row.id), row.quiet_start, row.quiet_end
+        now, _recipient_zone(session, delivery_id), row.quiet_start, row.quiet_end
     ):
-        return End.QUIET
+        # Quiet hours began after fan-out: wait; the scheduler releases it when they end.
+        deliveries.move(
+            session,
+            this,
+            DeliveryState.PENDING,
+            values={"batch": None, "attempts": Delivery.attempts - 1},
+        )
+        return Outcome.HELD
     if row.valid_until is not None and row.valid_until <= now:
-        return End.EXPIRED
+        deliveries.move(
+            session,
+            this,
+            DeliveryState.SKIPPED,
+            values={"reason": SkipReason.EXPIRED.value, "finished_at": now},
+        )
+        return Outcome.SKIPPED
     if row.attempts > ctx.settings.max_attempts:
-        return End.TOO_MANY
+        # A delivery whose sends keep killing the worker is given up here, with a reason.
+        deliveries.move(
+            session,
+            this,
+            DeliveryState.FAILED,
+            values={"reason": SkipReason.TOO_MANY_ATTEMPTS.value, "finished_at": now},
+        )
+        fallback.fall_back(session, delivery_id)
+        return Outcome.FAILED
+    to = f"whatsapp:{row.phone}" if row.channel == "whatsapp" else row.phone
     validity = None
     if row.valid_until is not None:
         validity = max(1, min(36000, int((row.valid_until - now).total_seconds())))
     return OutboundMessage(
-        delivery_id=row.id,
-        to=f"whatsapp:{row.phone}" if row.channel == "whatsapp" else row.phone,
+        delivery_id=delivery_id,
+        to=to,
         body=row.body,
-        status_callback=status_callback_url(ctx.settings.public_url, row.id),
+        status_callback=status_callback_url(ctx.settings.public_url, delivery_id),
         validity_period=validity,
     )
 
@@ -222,24 +184,21 @@ def _recipient_zone(session: Session, delivery_id: int) -> str:
     return zone or "UTC"
 
 
-def record_sent(session: Session, sent: Sequence[tuple[int, str]]) -> None:
-    """Write the provider SIDs of accepted messages: ``(delivery id, SID)`` pairs."""
-    if not sent:
-        return
-    now = utcnow()
-    moved = deliveries.move_each(
+def record_sent(session: Session, delivery_id: int, sid: str) -> None:
+    this = Delivery.id == delivery_id
+    if not deliveries.move(
         session,
-        [{"id": delivery_id, "provider_sid": sid, "sent_at": now} for delivery_id, sid in sent],
+        this,
         DeliveryState.SENT,
         only_from=[DeliveryState.SENDING],
-    )
-    if moved != len(sent):
-        # A callback got here first and moved some further; keep their SIDs all the same.
-        session.connection().execute(
+        values={"provider_sid": sid, "sent_at": utcnow()},
+    ):
+        # A callback got here first and moved it further; keep the SID all the same.
+        session.execute(
             update(Delivery)
-            .where(Delivery.id == bindparam("row_id"), Delivery.provider_sid.is_(None))
-            .values(provider_sid=bindparam("row_sid")),
-            [{"row_id": delivery_id, "row_sid": sid} for delivery_id, sid in sent],
+            .where(this, Delivery.provider_sid.is_(None))
+            .values(provider_sid=sid)
+            .execution_options(synchronize_session=False)
         )
 
 
@@ -293,44 +252,17 @@ def record_error(
     return Outcome.FAILED
 
 
-class SidWriter:
-    """Writes an accepted message's SID the moment the provider answers, each in its own
-    commit, on one connection held for a run (no pool checkout per message), and through a
-    database blip by :func:`with_db_retry`. Until that commit only the status callback can
-    tell a killed worker's accepted message from one never sent, so no SID waits."""
-
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
-        self._conn: Connection | None = None
-        self._session: Session | None = None
-
-    def write(self, delivery_id: int, sid: str) -> None:
-        sent = [(delivery_id, sid)]
-        try:
-            if self._session is None:
-                self._conn = self._ctx.runtime.engine.connect()
-                self._session = Session(bind=self._conn)
-            record_sent(self._session, sent)
-            self._session.commit()
-        except OperationalError:
-            self.close()
-            with_db_retry(self._ctx, lambda session: record_sent(session, sent))
-
-    def close(self) -> None:
-        session, conn, self._session, self._conn = self._session, self._conn, None, None
-        with contextlib.suppress(Exception):
-            if session is not None:
-                session.close()
-            if conn is not None:
-                conn.close()
-
-
-def send_one(ctx: Context, message: OutboundMessage, campaign_id: int, sids: SidWriter) -> Outcome:
-    """One provider request for a claimed delivery. An accepted message's SID is written at
-    once by ``sids``; an error is recorded by :func:`record_error`."""
-    delivery_id = message.delivery_id
+def send_one(ctx: Context, delivery_id: int, campaign_id: int) -> Outcome:
+    with ctx.runtime.session() as session:
+        prepared = prepare(ctx, session, delivery_id)
+    if isinstance(prepared, Outcome):
+        return prepared
     try:
-        result = ctx.provider.send(message)
+        parts, campaign_rate = _cost(ctx, delivery_id)
+        ctx.limiter.acquire(
+            parts, also=[(f"campaign:{campaign_id}", campaign_rate)] if campaign_rate else ()
+        )
+        result = ctx.provider.send(prepared)
     except ProviderError as err:
         if err.ambiguous:
             # It may have been accepted: leave it `sending`. A status callback settles it;
@@ -340,89 +272,25 @@ def send_one(ctx: Context, message: OutboundMessage, campaign_id: int, sids: Sid
         log.info(
             "delivery %s to %s: %s",
             delivery_id,
-            mask_phone(message.to.removeprefix("whatsapp:")),
+            mask_phone(prepared.to.removeprefix("whatsapp:")),
             err,
         )
         with ctx.runtime.session() as session:
             return record_error(ctx, session, delivery_id, campaign_id, err)
+    except Exception:
+        # Nothing reached the provider (the limiter or our own code failed): hand it back.
+        with ctx.runtime.session() as session:
+            deliveries.move(
+                session,
+                Delivery.id == delivery_id,
+                DeliveryState.QUEUED,
+                only_from=[DeliveryState.SENDING],
+                values={"batch": None},
+            )
+        raise
     # The provider has the message: its SID must be written, even through a database blip.
-    sids.write(delivery_id, result.sid)
+    with_db_retry(ctx, lambda session: record_sent(session, delivery_id, result.sid))
     return Outcome.SENT
-
-
-def hand_back(session: Session, delivery_ids: Sequence[int], *, attempted: bool = False) -> None:
-    """Claimed deliveries that never reached the provider go back to ``queued`` (to the
-    batch they came in, which the batch's end gives back); ``attempted`` keeps the attempt
-    counted (their send failed in our own code)."""
-    if delivery_ids:
-        deliveries.move(
-            session,
-            Delivery.id.in_(delivery_ids),
-            DeliveryState.QUEUED,
-            only_from=[DeliveryState.SENDING],
-            values={} if attempted else {"attempts": Delivery.attempts - 1},
-        )
-
-
-def send_run(
-    ctx: Context,
-    run: Sequence[Queued],
-    campaign_id: int,
-    campaign_rate: float | None,
-    report: BatchReport,
-) -> bool:
-    """Send a run of deliveries: their slots from the rate limiter (one call), one claim,
-    one provider request each at its slot, each SID written as it comes. True when the
-    campaign was stopped."""
-    also = [(f"campaign:{campaign_id}", campaign_rate)] if campaign_rate else []
-    asked = time.monotonic()
-    # Slots first, claim after: the claim is then never older than the run's own span.
-    waits = ctx.limiter.reserve_many([q.parts for q in run], also)
-    slots = {q.delivery_id: asked + wait for q, wait in zip(run, waits, strict=True)}
-    _sleep_until(asked + waits[0])
-    with ctx.runtime.session() as session:
-        messages, outcomes = claim(ctx, session, [q.delivery_id for q in run])
-    for outcome in outcomes.values():
-        report.add(outcome)
-    claimed = time.monotonic()
-    sids = SidWriter(ctx)
-    done = 0
-    stopped = late = False
-    try:
-        for message in messages:
-            _sleep_until(slots[message.delivery_id])
-            if time.monotonic() - claimed > ctx.settings.sending_timeout / 2:
-                # The reconciler takes a delivery `sending` this long without a SID for
-                # lost and queues it again: give the rest back rather than race it.
-                late = True
-                break
-            outcome = send_one(ctx, message, campaign_id, sids)
-            done += 1
-            report.add(outcome)
-            if outcome is Outcome.STOP:
-                stopped = True
-                break
-    finally:
-        sids.close()
-        if done < len(messages):
-            # Nothing of the rest reached the provider (the campaign stopped, the run is
-            # late, or our own code failed on the current one, whose attempt counts).
-            clean = stopped or late
-            failed = [] if clean else [messages[done].delivery_id]
-            rest = [m.delivery_id for m in messages[done + (0 if clean else 1) :]]
-
-            def give_back(session: Session) -> None:
-                hand_back(session, failed, attempted=True)
-                hand_back(session, rest)
-
-            with_db_retry(ctx, give_back)
-    return stopped
-
-
-def _sleep_until(moment: float) -> None:
-    delay = moment - time.monotonic()
-    if delay > 0:
-        time.sleep(delay)
 
 
 DB_RETRY_FOR = 60.0
@@ -446,55 +314,42 @@ def with_db_retry(ctx: Context, work: Callable[[Session], None]) -> None:
             return
 
 
-def next_run(queued: Sequence[Queued], start: int, slowest_rate: float) -> list[Queued]:
-    """The deliveries from ``start`` to claim together: at most RUN of them, whose sends
-    span at most RUN_SPAN seconds at ``slowest_rate`` (always at least one)."""
-    budget = slowest_rate * RUN_SPAN
-    run: list[Queued] = []
-    used = 0
-    for q in queued[start : start + RUN]:
-        if run and used + q.parts > budget:
-            break
-        run.append(q)
-        used += q.parts
-    return run
+def _cost(ctx: Context, delivery_id: int) -> tuple[int, float | None]:
+    """What a send costs the rate limiter (its SMS segments) and its campaign's own rate."""
+    with ctx.runtime.session() as session:
+        row = session.execute(
+            select(CampaignMessage.parts, Campaign.send_rate)
+            .join(Delivery, Delivery.message_id == CampaignMessage.id)
+            .join(Campaign, Campaign.id == Delivery.campaign_id)
+            .where(Delivery.id == delivery_id)
+        ).one()
+    parts = 1 if ctx.extras.get("ignore_segments") else max(1, row.parts or 1)
+    return parts, row.send_rate
 
 
 def send_batch(ctx: Context, token: str, campaign_id: int, priority: str) -> BatchReport:
-    """Send the queued deliveries of batch ``token`` in order, a run at a time; give back
-    what is left."""
+    """Send the queued deliveries of batch ``token`` in order; give back what is left."""
     report = BatchReport()
     ttl = ctx.settings.lease_ttl
     ctx.leases.renew(token, ttl)
-    renewed = time.monotonic()
-    renew_every = min(LEASE_RENEW_EVERY, ttl / 3)
-    ignore_segments = bool(ctx.extras.get("ignore_segments"))
     with ctx.runtime.session() as session:
-        queued = [
-            Queued(delivery_id, 1 if ignore_segments else max(1, parts or 1))
-            for delivery_id, parts in session.execute(
-                select(Delivery.id, CampaignMessage.parts)
-                .join(CampaignMessage, CampaignMessage.id == Delivery.message_id)
+        ids = list(
+            session.scalars(
+                select(Delivery.id)
                 .where(Delivery.batch == token, Delivery.state == DeliveryState.QUEUED.value)
                 .order_by(Delivery.id)
             )
-        ]
-        campaign_rate = session.scalar(select(Campaign.send_rate).where(Campaign.id == campaign_id))
-    slowest = min(ctx.limiter.rate, campaign_rate or ctx.limiter.rate)
+        )
     started = time.monotonic()
     try:
-        position = 0
-        while position < len(queued):
+        for position, delivery_id in enumerate(ids):
             if priority == Priority.BULK and time.monotonic() - started > BULK_SLICE:
-                report.handed_back = len(queued) - position
+                report.handed_back = len(ids) - position
                 break
-            run = next_run(queued, position, slowest)
-            position += len(run)
-            stopped = send_run(ctx, run, campaign_id, campaign_rate, report)
-            if time.monotonic() - renewed >= renew_every:
-                ctx.leases.renew(token, ttl)
-                renewed = time.monotonic()
-            if stopped:
+            outcome = send_one(ctx, delivery_id, campaign_id)
+            report.add(outcome)
+            ctx.leases.renew(token, ttl)
+            if outcome is Outcome.STOP:
                 break
     finally:
 

@@ -78,15 +78,3 @@ def test_many_workers_share_one_schedule(client: redis.Redis) -> None:
 def test_memory_limiter_keeps_the_same_schedule() -> None:
     slots = _slots(MemoryRateLimiter(100), 20, also=[("campaign:1", 50)])
     assert min(_gaps(slots)) >= 0.0195
-
-
-@pytest.mark.parametrize("kind", ["redis", "memory"])
-def test_a_run_reserved_in_one_call_keeps_the_spacing(client: redis.Redis, kind: str) -> None:
-    limiter = RedisRateLimiter(client, 1000) if kind == "redis" else MemoryRateLimiter(1000)
-    asked = time.monotonic()
-    # four sends (the second a 3-part message) bound by a campaign at 50/s
-    waits = limiter.reserve_many([1, 3, 1, 1], also=[("campaign:7", 50)])
-    assert [round(w - waits[0], 3) for w in waits] == [0.0, 0.02, 0.08, 0.1]
-    # whoever asks next waits for the end of the run on the campaign's schedule
-    after = time.monotonic() + limiter.reserve(1, also=[("campaign:7", 50)])
-    assert after - (asked + waits[0]) >= 0.119
