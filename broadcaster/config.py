@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     # counted alive (broadcaster.monitoring).
     heartbeat_interval: float = Field(default=10.0, gt=0)
     reconcile_interval: float = Field(default=15.0, gt=0)
+    # Celery task events (task-sent, -received, -started, -succeeded) for Flower. Off by
+    # default: riskcast's own heartbeats and metrics do not need them, and publishing four
+    # events per task cost each worker's main process a tenth of a core. Flower turns
+    # them on at run time by itself ("enable_events").
+    task_events: bool = False
     fanout_batch_size: int = Field(default=5000, ge=1)
     send_batch_size: int = Field(default=100, ge=1)
     # Price of one SMS segment per destination country (ISO code), for the cost estimate in

@@ -13,7 +13,8 @@ Gauges, read when Prometheus scrapes (one grouped query each):
 
 Send latency, provider errors as they happen and rate-limiter waits happen in the worker
 processes, which this API process cannot observe; they belong in the workers' own exporter
-(Celery events are on, so Flower shows the workers and tasks meanwhile).
+(Flower turns Celery's task events on when it starts, and shows the workers and tasks
+meanwhile; ``RISKCAST_TASK_EVENTS=1`` keeps them on from the start).
 
 Scraping needs an operator's or admin's API token (``authorization`` in the scrape config).
 """

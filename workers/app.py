@@ -51,8 +51,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # dropped without a word.
         "task_queues": [Queue(name, Exchange(""), routing_key=name) for name in QUEUES],
         "task_create_missing_queues": False,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
     }

@@ -862,7 +862,8 @@ def measure_send(
     )
     time.sleep(cfg.send_warmup)
     groups = {
-        "workers": [p for w in workers for p in (w.popen.pid, *_children(w.popen.pid))],
+        "workers (Celery main)": [w.popen.pid for w in workers],
+        "workers (pool)": [p for w in workers for p in _children(w.popen.pid)],
         "api": [env.api.popen.pid],
         "postgres (all backends)": pids_named("postgres"),
         "redis": pids_named("redis-server"),

@@ -45,9 +45,13 @@ def worker(
         fail(
             "RISKCAST_BROKER_URL: a worker needs a shared broker such as redis://127.0.0.1:6379/0 (riskcast serve runs everything in one process without one)"
         )
-    celery_app.worker_main(
-        ["worker", "-Q", queues, "-c", str(concurrency), "-P", pool, "--loglevel", loglevel, "-E"]
-    )
+    # No gossip or mingle: workers need nothing from each other (the database and Redis
+    # hold all shared state), and gossip has every worker read every other one's events.
+    args = ["worker", "-Q", queues, "-c", str(concurrency), "-P", pool, "--loglevel", loglevel]
+    args += ["--without-gossip", "--without-mingle"]
+    if settings.task_events:
+        args.append("-E")
+    celery_app.worker_main(args)
 
 
 @app.command("scheduler")

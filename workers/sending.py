@@ -97,7 +97,16 @@ def _claim(session: Session, delivery_id: int, now: datetime) -> bool:
     )
 
 
-def prepare(ctx: Context, session: Session, delivery_id: int) -> OutboundMessage | Outcome:
+@dataclass(frozen=True)
+class Prepared:
+    """A won delivery: its message, and what it costs the rate limiter."""
+
+    message: OutboundMessage
+    parts: int  # SMS segments: slots taken from the fleet-wide limiter
+    campaign_rate: float | None  # the campaign's own limit, if it has one
+
+
+def prepare(ctx: Context, session: Session, delivery_id: int) -> Prepared | Outcome:
     """Win the delivery and build its message, or say why it is not to be sent now."""
     now = utcnow()
     if not _claim(session, delivery_id, now):
@@ -109,6 +118,8 @@ def prepare(ctx: Context, session: Session, delivery_id: int) -> OutboundMessage
             Contact.phone,
             Contact.status,
             CampaignMessage.body,
+            CampaignMessage.parts,
+            Campaign.send_rate,
             Campaign.valid_until,
             Campaign.quiet_start,
             Campaign.quiet_end,
@@ -160,13 +171,15 @@ def prepare(ctx: Context, session: Session, delivery_id: int) -> OutboundMessage
     validity = None
     if row.valid_until is not None:
         validity = max(1, min(36000, int((row.valid_until - now).total_seconds())))
-    return OutboundMessage(
+    message = OutboundMessage(
         delivery_id=delivery_id,
         to=to,
         body=row.body,
         status_callback=status_callback_url(ctx.settings.public_url, delivery_id),
         validity_period=validity,
     )
+    parts = 1 if ctx.extras.get("ignore_segments") else max(1, row.parts or 1)
+    return Prepared(message, parts, row.send_rate)
 
 
 def _recipient_zone(session: Session, delivery_id: int) -> str:
@@ -257,12 +270,13 @@ def send_one(ctx: Context, delivery_id: int, campaign_id: int) -> Outcome:
         prepared = prepare(ctx, session, delivery_id)
     if isinstance(prepared, Outcome):
         return prepared
+    message, campaign_rate = prepared.message, prepared.campaign_rate
     try:
-        parts, campaign_rate = _cost(ctx, delivery_id)
         ctx.limiter.acquire(
-            parts, also=[(f"campaign:{campaign_id}", campaign_rate)] if campaign_rate else ()
+            prepared.parts,
+            also=[(f"campaign:{campaign_id}", campaign_rate)] if campaign_rate else (),
         )
-        result = ctx.provider.send(prepared)
+        result = ctx.provider.send(message)
     except ProviderError as err:
         if err.ambiguous:
             # It may have been accepted: leave it `sending`. A status callback settles it;
@@ -272,7 +286,7 @@ def send_one(ctx: Context, delivery_id: int, campaign_id: int) -> Outcome:
         log.info(
             "delivery %s to %s: %s",
             delivery_id,
-            mask_phone(prepared.to.removeprefix("whatsapp:")),
+            mask_phone(message.to.removeprefix("whatsapp:")),
             err,
         )
         with ctx.runtime.session() as session:
@@ -314,19 +328,6 @@ def with_db_retry(ctx: Context, work: Callable[[Session], None]) -> None:
             return
 
 
-def _cost(ctx: Context, delivery_id: int) -> tuple[int, float | None]:
-    """What a send costs the rate limiter (its SMS segments) and its campaign's own rate."""
-    with ctx.runtime.session() as session:
-        row = session.execute(
-            select(CampaignMessage.parts, Campaign.send_rate)
-            .join(Delivery, Delivery.message_id == CampaignMessage.id)
-            .join(Campaign, Campaign.id == Delivery.campaign_id)
-            .where(Delivery.id == delivery_id)
-        ).one()
-    parts = 1 if ctx.extras.get("ignore_segments") else max(1, row.parts or 1)
-    return parts, row.send_rate
-
-
 def send_batch(ctx: Context, token: str, campaign_id: int, priority: str) -> BatchReport:
     """Send the queued deliveries of batch ``token`` in order; give back what is left."""
     report = BatchReport()
@@ -340,15 +341,18 @@ def send_batch(ctx: Context, token: str, campaign_id: int, priority: str) -> Bat
                 .order_by(Delivery.id)
             )
         )
-    started = time.monotonic()
+    started = renewed = time.monotonic()
     try:
         for position, delivery_id in enumerate(ids):
-            if priority == Priority.BULK and time.monotonic() - started > BULK_SLICE:
+            now = time.monotonic()
+            if priority == Priority.BULK and now - started > BULK_SLICE:
                 report.handed_back = len(ids) - position
                 break
+            if now - renewed > ttl / 10:
+                ctx.leases.renew(token, ttl)
+                renewed = now
             outcome = send_one(ctx, delivery_id, campaign_id)
             report.add(outcome)
-            ctx.leases.renew(token, ttl)
             if outcome is Outcome.STOP:
                 break
     finally:
