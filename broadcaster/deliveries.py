@@ -8,13 +8,26 @@ cannot move a delivery backwards. The diagram is in :mod:`broadcaster.models.del
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, exists, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    CursorResult,
+    Table,
+    Update,
+    bindparam,
+    exists,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from broadcaster.db import utcnow
+from broadcaster.models.base import UTCDateTime
 from broadcaster.models.delivery import RANK, TRANSITIONS, Delivery, DeliveryState
 
 # Twilio's message statuses -> ours. Anything the provider holds counts as sent.
@@ -31,6 +44,8 @@ PROVIDER_STATUS: dict[str, DeliveryState] = {
     "canceled": DeliveryState.FAILED,
 }
 
+DELIVERY: Table = Delivery.__table__  # type: ignore[assignment]
+
 TERMINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets) | {
     DeliveryState.FAILED
 }
@@ -41,31 +56,48 @@ def sources_of(target: DeliveryState) -> frozenset[str]:
     return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
 
 
-def move(
-    session: Session,
+def move_statement(
     where: ColumnElement[bool],
     to: DeliveryState,
     *,
     only_from: Iterable[str] | None = None,
     values: Mapping[str, Any] | None = None,
-) -> int:
-    """Move every delivery matching ``where`` to ``to``; return how many moved.
-
-    ``only_from`` narrows the allowed source states further (never widens them).
-    """
+) -> Update:
+    """The conditional UPDATE behind :func:`move`, for a caller that builds it once (with
+    bound parameters, ``updated_at`` among them) and runs it many times."""
     allowed = sources_of(to)
     if only_from is not None:
         allowed = allowed & frozenset(only_from)
     if not allowed:
         raise ValueError(f"no state may move to {to}")
-    fields: dict[str, Any] = {"state": to.value, "updated_at": utcnow(), **(values or {})}
-    stmt = (
-        update(Delivery)
-        .where(where, Delivery.state.in_(sorted(allowed)))
-        .values(**fields)
-        .execution_options(synchronize_session=False)
-    )
-    result: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
+    fields: dict[str, Any] = {"state": to.value, **(values or {})}
+    # On the table, not the mapped class: the same SQL without the ORM's bulk-update pass.
+    return update(DELIVERY).where(where, DELIVERY.c.state.in_(sorted(allowed))).values(**fields)
+
+
+def move(
+    session: Session | Connection,
+    where: ColumnElement[bool],
+    to: DeliveryState,
+    *,
+    only_from: Iterable[str] | None = None,
+    values: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> int:
+    """Move every delivery matching ``where`` to ``to``; return how many moved.
+
+    ``only_from`` narrows the allowed source states further (never widens them).
+    """
+    fields = {"updated_at": utcnow(), **(values or {})}
+    stmt = move_statement(where, to, only_from=only_from, values=fields)
+    return run_move(session, stmt, params)
+
+
+def run_move(
+    session: Session | Connection, stmt: Update, params: Mapping[str, Any] | None = None
+) -> int:
+    """Run an UPDATE from :func:`move_statement`; how many deliveries moved."""
+    result: CursorResult[Any] = session.execute(stmt, params)  # type: ignore[assignment]
     return result.rowcount
 
 
@@ -79,39 +111,53 @@ def apply_provider_status(
 ) -> DeliveryState | None:
     """Record a status callback: forward only, idempotent, matched by id or provider SID.
 
-    Returns the delivery's state afterwards, or None when no delivery matches.
+    Returns the delivery's state afterwards, or None when no delivery matches. A final
+    status (the usual case) is one UPDATE; "sent", and a report that moves nothing, are
+    read first.
     """
     target = PROVIDER_STATUS.get(status.lower())
-    if delivery_id is not None:
-        match: ColumnElement[bool] = Delivery.id == delivery_id
-    elif sid:
-        match = Delivery.provider_sid == sid
-    else:
+    if delivery_id is None and not sid:
         return None
+    by_id = delivery_id is not None
+    match: ColumnElement[bool] = (
+        Delivery.id == delivery_id if by_id else Delivery.provider_sid == sid
+    )
+    key = delivery_id if by_id else sid
+
+    def advance(to: DeliveryState) -> bool:
+        stmt = _status_statement(to, by_id, bool(sid), error_code is not None)
+        params = {"key": key, "sid": sid, "now": utcnow(), "error_code": error_code}
+        return bool(run_move(session, stmt, params))
+
+    # "sent" mostly finds the worker's own record of the send there already: read first.
+    if target is not None and target is not DeliveryState.SENT and advance(target):
+        return target
     row = session.execute(select(Delivery.state, Delivery.provider_sid).where(match)).first()
     if row is None:
         return None
-    current, known_sid = DeliveryState(row.state), row.provider_sid
-    values: dict[str, Any] = {}
-    if sid and not known_sid:
-        values["provider_sid"] = sid
-    if target is not None and RANK[target] > RANK[current]:
-        now = utcnow()
-        values["sent_at"] = func.coalesce(Delivery.sent_at, now)
-        if target is not DeliveryState.SENT:
-            values["finished_at"] = now
-        if error_code is not None:
-            values["error_code"] = error_code
-        if move(session, match, target, values=values):
-            return target
-    elif values:
-        session.execute(
-            update(Delivery)
-            .where(match)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+    current = DeliveryState(row.state)
+    if target is DeliveryState.SENT and RANK[current] < RANK[target] and advance(target):
+        return target
+    if sid and not row.provider_sid:
+        session.execute(update(DELIVERY).where(match).values(provider_sid=sid))
     return current
+
+
+@functools.cache
+def _status_statement(target: DeliveryState, by_id: bool, has_sid: bool, has_error: bool) -> Update:
+    """The UPDATE a status report runs, built once per shape: it moves the delivery only
+    forward (to a higher :data:`RANK`), along :data:`TRANSITIONS`."""
+    now = bindparam("now", type_=UTCDateTime())
+    key = Delivery.id if by_id else Delivery.provider_sid
+    values: dict[str, Any] = {"updated_at": now, "sent_at": func.coalesce(Delivery.sent_at, now)}
+    if has_sid:
+        values["provider_sid"] = func.coalesce(Delivery.provider_sid, bindparam("sid"))
+    if target is not DeliveryState.SENT:
+        values["finished_at"] = now
+    if has_error:
+        values["error_code"] = bindparam("error_code")
+    lower = [s for s in sources_of(target) if RANK[s] < RANK[target]]
+    return move_statement(key == bindparam("key"), target, only_from=lower, values=values)
 
 
 def has_fallback() -> ColumnElement[bool]:

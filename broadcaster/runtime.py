@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.config import Settings, get_settings
 from broadcaster.db import make_engine, make_session_factory, session_scope
+
+
+class Sessions(Protocol):
+    """Where units of work come from: :class:`Runtime` or a :class:`HeldConnection`."""
+
+    def session(self) -> AbstractContextManager[Session]: ...
 
 
 @dataclass
@@ -28,8 +36,48 @@ class Runtime:
         with session_scope(self.sessions) as session:
             yield session
 
+    def held(self) -> HeldConnection:
+        return HeldConnection(self.engine)
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class HeldConnection:
+    """One pooled connection kept for a run of short transactions (a send batch), so the
+    pool's checkout and its liveness ping are paid once per run, not once per transaction.
+
+    Each :meth:`session` is its own unit of work, committed or rolled back as
+    :meth:`Runtime.session` does. A transaction that fails gives the connection back (a
+    dead one is discarded by the pool); the next one takes a fresh, pinged connection.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        session = Session(bind=self._conn, expire_on_commit=False, autoflush=True)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                session.rollback()
+            session.close()
+            self.close()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
 
 _runtime: Runtime | None = None

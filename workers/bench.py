@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import os
+import secrets
 import signal
 import socket
 import statistics
@@ -70,6 +71,10 @@ AUTH_TOKEN = "bench-auth-token"  # noqa: S105 - the benchmark simulator's own th
 FROM_NUMBER = "+15005550006"
 BENCH_REDIS_DB = 14
 DB_PREFIX = "riskcast_bench_"
+# The API in two processes, as in production: one takes about 200 callbacks/s on this
+# machine, and every message brings two.
+API_PROCESSES = 2
+CALLBACK_THREADS = 8
 
 TEMPLATE_KEY = "bench-alert"
 # Three languages and one per-contact variable; every variant stays one SMS segment with a
@@ -197,7 +202,10 @@ class TimedSimulatorCore(SimulatorCore):
     reached it."""
 
     def __init__(self) -> None:
-        super().__init__(ACCOUNT_SID, AUTH_TOKEN, callback_delay=0.05)
+        # Twilio posts callbacks with far more concurrency than the simulator's default.
+        super().__init__(
+            ACCOUNT_SID, AUTH_TOKEN, callback_delay=0.05, callback_threads=CALLBACK_THREADS
+        )
         self.accepted_at: list[float] = []
         self.watch: set[str] = set()
         self.first_seen: dict[str, float] = {}
@@ -483,7 +491,17 @@ class BenchEnv:
 
     def start_services(self) -> None:
         """The API (callbacks land there) and the scheduler (Celery beat)."""
-        self.api = self.spawn("api", "api", "--host", "127.0.0.1", "--port", str(self.api_port))
+        self.api = self.spawn(
+            "api",
+            "api",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.api_port),
+            "--workers",
+            str(API_PROCESSES),
+            env={"RISKCAST_SECRET_KEY": secrets.token_hex(16)},
+        )
         self.scheduler = self.spawn("scheduler", "scheduler")
 
         def api_up() -> bool:
@@ -864,7 +882,7 @@ def measure_send(
     groups = {
         "workers (Celery main)": [w.popen.pid for w in workers],
         "workers (pool)": [p for w in workers for p in _children(w.popen.pid)],
-        "api": [env.api.popen.pid],
+        "api": [env.api.popen.pid, *_children(env.api.popen.pid)],
         "postgres (all backends)": pids_named("postgres"),
         "redis": pids_named("redis-server"),
         "bench + simulator": [os.getpid()],

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 
 from broadcaster.api.app import create_app
 from broadcaster.cli import app, console, fail, friendly
@@ -81,10 +82,41 @@ def scheduler() -> None:
 def api(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes. Each status callback costs CPU: run more than one when "
+            "a campaign sends faster than one process can take its callbacks in.",
+        ),
+    ] = 1,
 ) -> None:
     """The HTTP API, dashboard and Twilio webhooks."""
     # log_config=None: uvicorn logs through our handler, where numbers are masked.
-    uvicorn.run(create_app(get_runtime()), host=host, port=port, log_level="info", log_config=None)
+    if workers == 1:
+        app_ = create_app(get_runtime())
+        uvicorn.run(app_, host=host, port=port, log_level="info", log_config=None)
+        return
+    if not os.environ.get("RISKCAST_SECRET_KEY"):
+        fail(
+            "RISKCAST_SECRET_KEY: set it when the API runs in more than one process, so a "
+            "dashboard login holds in all of them"
+        )
+    uvicorn.run(
+        "workers.cli:server_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=None,
+    )
+
+
+def server_app() -> FastAPI:
+    """The app of one API server process started by ``riskcast api --workers N``."""
+    configure_logging(os.environ.get("RISKCAST_LOG_LEVEL", "INFO"))
+    return create_app(get_runtime())
 
 
 @app.command("simulator")

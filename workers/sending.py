@@ -10,14 +10,16 @@ in the broker, so a flushed Redis loses no retry.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -37,8 +39,10 @@ from broadcaster.models import (
     Priority,
     SkipReason,
 )
+from broadcaster.models.base import UTCDateTime
 from broadcaster.phones import mask_phone
 from broadcaster.quiet import in_quiet_hours
+from broadcaster.runtime import Sessions
 from broadcaster.webhooks import status_callback_url
 from workers.context import Context
 from workers.providers.base import ErrorKind, OutboundMessage, ProviderError
@@ -78,23 +82,64 @@ def backoff(attempt: int, base: float = BACKOFF_BASE, rng: random.Random | None 
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
-def _claim(session: Session, delivery_id: int, now: datetime) -> bool:
+# The statements every send runs, built once: each run binds only its parameters, so
+# SQLAlchemy neither rebuilds them nor recomputes their cache keys per message.
+@functools.cache
+def _claim_statement() -> Update:
     active = select(Campaign.id).where(
         Campaign.state.in_([CampaignState.SENDING.value, CampaignState.FANNING_OUT.value])
     )
-    return bool(
-        deliveries.move(
-            session,
-            and_(
-                Delivery.id == delivery_id,
-                or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-                Delivery.campaign_id.in_(active),
-            ),
-            DeliveryState.SENDING,
-            only_from=[DeliveryState.QUEUED],
-            values={"attempts": Delivery.attempts + 1, "sending_at": now},
-        )
+    now = bindparam("now", type_=UTCDateTime())
+    return deliveries.move_statement(
+        and_(
+            Delivery.id == bindparam("delivery_id"),
+            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+            Delivery.campaign_id.in_(active),
+        ),
+        DeliveryState.SENDING,
+        only_from=[DeliveryState.QUEUED],
+        values={"attempts": Delivery.attempts + 1, "sending_at": now, "updated_at": now},
     )
+
+
+@functools.cache
+def _message_query() -> Select[Any]:
+    return (
+        select(
+            Delivery.attempts,
+            Delivery.channel,
+            Contact.phone,
+            Contact.status,
+            CampaignMessage.body,
+            CampaignMessage.parts,
+            Campaign.send_rate,
+            Campaign.valid_until,
+            Campaign.quiet_start,
+            Campaign.quiet_end,
+        )
+        .join(CampaignMessage, CampaignMessage.id == Delivery.message_id)
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .outerjoin(Contact, Contact.id == Delivery.contact_id)
+        .where(Delivery.id == bindparam("delivery_id"))
+    )
+
+
+@functools.cache
+def _sent_statement() -> Update:
+    now = bindparam("now", type_=UTCDateTime())
+    return deliveries.move_statement(
+        Delivery.id == bindparam("delivery_id"),
+        DeliveryState.SENT,
+        only_from=[DeliveryState.SENDING],
+        values={"provider_sid": bindparam("sid"), "sent_at": now, "updated_at": now},
+    )
+
+
+def _claim(session: Session, delivery_id: int, now: datetime) -> bool:
+    moved = deliveries.run_move(
+        session, _claim_statement(), {"delivery_id": delivery_id, "now": now}
+    )
+    return bool(moved)
 
 
 @dataclass(frozen=True)
@@ -111,24 +156,7 @@ def prepare(ctx: Context, session: Session, delivery_id: int) -> Prepared | Outc
     now = utcnow()
     if not _claim(session, delivery_id, now):
         return Outcome.NOT_MINE
-    row = session.execute(
-        select(
-            Delivery.attempts,
-            Delivery.channel,
-            Contact.phone,
-            Contact.status,
-            CampaignMessage.body,
-            CampaignMessage.parts,
-            Campaign.send_rate,
-            Campaign.valid_until,
-            Campaign.quiet_start,
-            Campaign.quiet_end,
-        )
-        .join(CampaignMessage, CampaignMessage.id == Delivery.message_id)
-        .join(Campaign, Campaign.id == Delivery.campaign_id)
-        .outerjoin(Contact, Contact.id == Delivery.contact_id)
-        .where(Delivery.id == delivery_id)
-    ).one()
+    row = session.execute(_message_query(), {"delivery_id": delivery_id}).one()
     this = Delivery.id == delivery_id
     if row.phone is None or row.status != ContactStatus.ACTIVE:
         deliveries.move(
@@ -198,18 +226,12 @@ def _recipient_zone(session: Session, delivery_id: int) -> str:
 
 
 def record_sent(session: Session, delivery_id: int, sid: str) -> None:
-    this = Delivery.id == delivery_id
-    if not deliveries.move(
-        session,
-        this,
-        DeliveryState.SENT,
-        only_from=[DeliveryState.SENDING],
-        values={"provider_sid": sid, "sent_at": utcnow()},
-    ):
+    params = {"delivery_id": delivery_id, "sid": sid, "now": utcnow()}
+    if not deliveries.run_move(session, _sent_statement(), params):
         # A callback got here first and moved it further; keep the SID all the same.
         session.execute(
             update(Delivery)
-            .where(this, Delivery.provider_sid.is_(None))
+            .where(Delivery.id == delivery_id, Delivery.provider_sid.is_(None))
             .values(provider_sid=sid)
             .execution_options(synchronize_session=False)
         )
@@ -265,8 +287,12 @@ def record_error(
     return Outcome.FAILED
 
 
-def send_one(ctx: Context, delivery_id: int, campaign_id: int) -> Outcome:
-    with ctx.runtime.session() as session:
+def send_one(
+    ctx: Context, delivery_id: int, campaign_id: int, db: Sessions | None = None
+) -> Outcome:
+    """Send one delivery; ``db`` gives its transactions (a batch's held connection)."""
+    db = db or ctx.runtime
+    with db.session() as session:
         prepared = prepare(ctx, session, delivery_id)
     if isinstance(prepared, Outcome):
         return prepared
@@ -289,11 +315,11 @@ def send_one(ctx: Context, delivery_id: int, campaign_id: int) -> Outcome:
             mask_phone(message.to.removeprefix("whatsapp:")),
             err,
         )
-        with ctx.runtime.session() as session:
+        with db.session() as session:
             return record_error(ctx, session, delivery_id, campaign_id, err)
     except Exception:
         # Nothing reached the provider (the limiter or our own code failed): hand it back.
-        with ctx.runtime.session() as session:
+        with db.session() as session:
             deliveries.move(
                 session,
                 Delivery.id == delivery_id,
@@ -303,20 +329,23 @@ def send_one(ctx: Context, delivery_id: int, campaign_id: int) -> Outcome:
             )
         raise
     # The provider has the message: its SID must be written, even through a database blip.
-    with_db_retry(ctx, lambda session: record_sent(session, delivery_id, result.sid))
+    with_db_retry(ctx, lambda session: record_sent(session, delivery_id, result.sid), db)
     return Outcome.SENT
 
 
 DB_RETRY_FOR = 60.0
 
 
-def with_db_retry(ctx: Context, work: Callable[[Session], None]) -> None:
+def with_db_retry(
+    ctx: Context, work: Callable[[Session], None], db: Sessions | None = None
+) -> None:
     """Run ``work`` in its own transaction, retrying while the database is unreachable."""
+    db = db or ctx.runtime
     deadline = time.monotonic() + DB_RETRY_FOR
     delay = 0.2
     while True:
         try:
-            with ctx.runtime.session() as session:
+            with db.session() as session:
                 work(session)
         except OperationalError:
             if time.monotonic() > deadline:
@@ -330,10 +359,20 @@ def with_db_retry(ctx: Context, work: Callable[[Session], None]) -> None:
 
 def send_batch(ctx: Context, token: str, campaign_id: int, priority: str) -> BatchReport:
     """Send the queued deliveries of batch ``token`` in order; give back what is left."""
+    db = ctx.runtime.held()  # one connection for the whole run
+    try:
+        return _send_batch(ctx, db, token, campaign_id, priority)
+    finally:
+        db.close()
+
+
+def _send_batch(
+    ctx: Context, db: Sessions, token: str, campaign_id: int, priority: str
+) -> BatchReport:
     report = BatchReport()
     ttl = ctx.settings.lease_ttl
     ctx.leases.renew(token, ttl)
-    with ctx.runtime.session() as session:
+    with db.session() as session:
         ids = list(
             session.scalars(
                 select(Delivery.id)
@@ -351,7 +390,7 @@ def send_batch(ctx: Context, token: str, campaign_id: int, priority: str) -> Bat
             if now - renewed > ttl / 10:
                 ctx.leases.renew(token, ttl)
                 renewed = now
-            outcome = send_one(ctx, delivery_id, campaign_id)
+            outcome = send_one(ctx, delivery_id, campaign_id, db)
             report.add(outcome)
             if outcome is Outcome.STOP:
                 break
@@ -368,7 +407,7 @@ def send_batch(ctx: Context, token: str, campaign_id: int, priority: str) -> Bat
                 scheduling.forget_batches(session, [token])
             campaigns.complete_if_done(session, campaign_id)
 
-        with_db_retry(ctx, close)
+        with_db_retry(ctx, close, db)
         ctx.leases.release(token)
     return report
 

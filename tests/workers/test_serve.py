@@ -61,7 +61,8 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_for(lambda: f"http://127.0.0.1:{port}" in log.read_text(), 30, "serve to start")
+        # The banner's last line says how to stop it: wait for the whole banner.
+        wait_for(lambda: "stop with Ctrl-C" in log.read_text(), 30, "serve to start")
         yield tmp_path, log.read_text()
     finally:
         proc.terminate()
@@ -157,3 +158,64 @@ def test_serve_reports_its_worker_alive(served: tuple[Path, str]) -> None:
     assert body["error"] is None
     (worker,) = body["workers"]  # type: ignore[misc]
     assert worker["queues"] == ["bulk", "control", "urgent"] and worker["concurrency"] == 4
+
+
+def test_api_in_two_processes_takes_signed_callbacks_in_both(tmp_path: Path) -> None:
+    """`riskcast api --workers 2`: refused without a shared session key; with one, two
+    server processes answer, and a signed status callback is taken (204), a forged one
+    refused (403)."""
+    refused = riskcast(tmp_path, "api", "--workers", "2", check=False)
+    assert refused.returncode != 0
+    assert "RISKCAST_SECRET_KEY" in refused.stderr + refused.stdout
+
+    from twilio.request_validator import RequestValidator  # noqa: PLC0415
+
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    env = {
+        **clean_env(),
+        "RISKCAST_SECRET_KEY": "k" * 32,
+        "TWILIO_AUTH_TOKEN": "two-process-token",
+        "RISKCAST_PUBLIC_URL": public,
+    }
+    riskcast(tmp_path, "db", "upgrade", env=env)
+    log = tmp_path / "api.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "api", "--port", str(port), "--workers", "2"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{public}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 60, "the API to start")
+        wait_for(
+            lambda: len(set(re.findall(r"Started server process \[(\d+)\]", log.read_text()))) == 2,
+            30,
+            "two server processes",
+        )
+        url = f"{public}/webhooks/twilio/status?d=1"
+        form = {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"}
+        signature = RequestValidator("two-process-token").compute_signature(url, form)
+        with httpx.Client() as client:  # several connections: both processes take some
+            for _ in range(4):
+                signed = client.post(url, data=form, headers={"X-Twilio-Signature": signature})
+                assert signed.status_code == 204
+            forged = client.post(url, data=form, headers={"X-Twilio-Signature": "x" + signature})
+            assert forged.status_code == 403
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(5)
