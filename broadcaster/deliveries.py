@@ -72,7 +72,15 @@ def move_statement(
         raise ValueError(f"no state may move to {to}")
     fields: dict[str, Any] = {"state": to.value, **(values or {})}
     # On the table, not the mapped class: the same SQL without the ORM's bulk-update pass.
-    return update(DELIVERY).where(where, DELIVERY.c.state.in_(sorted(allowed))).values(**fields)
+    return (
+        update(DELIVERY)
+        .where(where, DELIVERY.c.state.in_(sorted(allowed)))
+        .values(**fields)
+        # A session holding Delivery objects is never synchronised: every caller reads
+        # the rows it needs afterwards, and evaluating the WHERE against the identity map
+        # (the ORM's default) costs more than the UPDATE itself.
+        .execution_options(synchronize_session=False)
+    )
 
 
 def move(
@@ -139,7 +147,12 @@ def apply_provider_status(
     if target is DeliveryState.SENT and RANK[current] < RANK[target] and advance(target):
         return target
     if sid and not row.provider_sid:
-        session.execute(update(DELIVERY).where(match).values(provider_sid=sid))
+        session.execute(
+            update(DELIVERY)
+            .where(match)
+            .values(provider_sid=sid)
+            .execution_options(synchronize_session=False)
+        )
     return current
 
 
