@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, and_, exists, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, exists, func, select, text, update
 from sqlalchemy.orm import Session
 
 from broadcaster import communities, deliveries, fanout, templates
@@ -168,13 +168,28 @@ def schedule(
             f"is launched (two-person rule: {approval_rule(session, campaign, approval_threshold)}); "
             f"approve it with: riskcast campaigns approve {campaign_id} --by NAME"
         )
-    when = send_at or utcnow()
+    now = utcnow()
+    when = send_at or now
     if not move(session, campaign_id, S.SCHEDULED, only_from=[S.DRAFT], values={"send_at": when}):
         campaign = get(session, campaign_id)
         raise IllegalState(
             f"campaign {campaign_id} is {campaign.state}; only a draft can be launched"
         )
+    if when <= now:
+        announce_due(session)
     return get(session, campaign_id)
+
+
+# Schedulers LISTEN on this channel (workers.wakeup): a launch is claimed at once, not at
+# the next tick.
+DUE_CHANNEL = "riskcast_due"
+
+
+def announce_due(session: Session) -> None:
+    """Tell the schedulers a campaign is due, when this transaction commits (PostgreSQL's
+    NOTIFY is transactional; other databases wait for the next tick)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {DUE_CHANNEL}"))
 
 
 # -- the two-person rule --------------------------------------------------------------

@@ -60,15 +60,20 @@ class TickReport:
     completed: list[int] = field(default_factory=list)
 
 
+def start_due(ctx: Context, now: datetime | None = None) -> list[int]:
+    """Claim the campaigns that are due and enqueue their fan-outs (after the commit)."""
+    with ctx.runtime.session() as session:
+        claimed = scheduling.claim_due(session, now or utcnow())
+        for campaign_id, priority in claimed:
+            on_commit(session, partial(enqueue_fanout, ctx, campaign_id, priority))
+    return [cid for cid, _ in claimed]
+
+
 def tick(ctx: Context) -> TickReport:
     """Start due campaigns; enqueue queued deliveries that have no task; complete finished."""
     report = TickReport()
     now = utcnow()
-    with ctx.runtime.session() as session:
-        claimed = scheduling.claim_due(session, now)
-        report.claimed = [cid for cid, _ in claimed]
-        for campaign_id, priority in claimed:
-            on_commit(session, partial(enqueue_fanout, ctx, campaign_id, priority))
+    report.claimed = start_due(ctx, now)
     report.restarted_fanouts = restart_fanouts(ctx)
     with ctx.runtime.session() as session:
         report.released = scheduling.release_quiet(session, now)

@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 
 from workers.context import Context
-from workers.pipeline import apply_retention, reconcile, tick
+from workers.pipeline import apply_retention, reconcile, start_due, tick
+from workers.wakeup import DueListener
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +41,34 @@ def _locked(ctx: Context, name: str, ttl: float) -> bool:
 def run_scheduler(ctx: Context, stop: threading.Event) -> None:
     """Tick every ``scheduler_interval``, reconcile every ``reconcile_interval`` and, with
     ``retention_days`` set, erase inactive contacts every ``retention_interval``, until
-    ``stop`` is set."""
+    ``stop`` is set; between them, claim a launched campaign as soon as it is announced
+    (:mod:`workers.wakeup`)."""
     settings = ctx.settings
+    listener = DueListener(settings.database_url)
     next_tick = next_reconcile = time.monotonic()
     # Retention runs only when configured (and first at start-up).
     next_retention = time.monotonic() if settings.retention_days is not None else math.inf
-    while not stop.is_set():
-        now = time.monotonic()
-        if now >= next_tick:
-            if _locked(ctx, "tick", settings.scheduler_interval * 0.8):
-                _guarded("tick", lambda: tick(ctx))
-            next_tick = now + settings.scheduler_interval
-        if now >= next_reconcile:
-            if _locked(ctx, "reconcile", settings.reconcile_interval * 0.8):
-                _guarded("reconcile", lambda: reconcile(ctx))
-            next_reconcile = now + settings.reconcile_interval
-        if now >= next_retention:
-            if _locked(ctx, "retention", settings.retention_interval * 0.8):
-                _guarded("retention", lambda: apply_retention(ctx))
-            next_retention = now + settings.retention_interval
-        stop.wait(max(0.0, min(next_tick, next_reconcile, next_retention) - time.monotonic()))
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_tick:
+                if _locked(ctx, "tick", settings.scheduler_interval * 0.8):
+                    _guarded("tick", lambda: tick(ctx))
+                next_tick = now + settings.scheduler_interval
+            if now >= next_reconcile:
+                if _locked(ctx, "reconcile", settings.reconcile_interval * 0.8):
+                    _guarded("reconcile", lambda: reconcile(ctx))
+                next_reconcile = now + settings.reconcile_interval
+            if now >= next_retention:
+                if _locked(ctx, "retention", settings.retention_interval * 0.8):
+                    _guarded("retention", lambda: apply_retention(ctx))
+                next_retention = now + settings.retention_interval
+            wait = max(0.0, min(next_tick, next_reconcile, next_retention) - time.monotonic())
+            if listener.wait(wait, stop):
+                # A launch was committed: claim it now (no lock: claims are exact).
+                _guarded("start", lambda: start_due(ctx))
+    finally:
+        listener.close()
 
 
 def start_in_thread(ctx: Context) -> tuple[threading.Thread, threading.Event]:

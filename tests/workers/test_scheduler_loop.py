@@ -123,3 +123,52 @@ def retention_run(url: str) -> None:
     assert [(e.action, e.detail) for e in events] == [
         ("contact.purge_inactive", {"days": 30, "erased": 1})
     ]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_launch_is_claimed_at_once_not_at_the_next_tick(kind: str, tmp_path: Path) -> None:
+    """With ticks 30 s apart, a campaign launched between them is claimed within a second
+    on PostgreSQL (the launch's NOTIFY wakes the scheduler) and its fan-out enqueued; on
+    SQLite it waits for the tick, as documented."""
+    from broadcaster import campaigns  # noqa: PLC0415
+    from broadcaster.models import Campaign  # noqa: PLC0415
+    from workers.sending import FANOUT_TASK  # noqa: PLC0415
+
+    with migrated_database(kind, str(tmp_path)) as (url, _engine):
+        runtime = Runtime(
+            load_settings(database_url=url, scheduler_interval=30, reconcile_interval=30)
+        )
+        core, ctx = scheduler_context(runtime, MemoryLeases())
+        enqueued: list[tuple[str, list[object], str]] = []
+        ctx.enqueue = lambda name, args, queue: enqueued.append((name, list(args), queue))
+        with runtime.session() as s:
+            factories.community(s, "village")
+            factories.contact(s, factories.lao_number(1), community_slugs=("village",))
+            campaign_id = factories.campaign(s, ["village"]).id
+        stop = threading.Event()
+        thread = threading.Thread(target=run_scheduler, args=(ctx, stop), daemon=True)
+        thread.start()
+        try:
+            time.sleep(1.0)  # the first tick has run; the next is 30 s away
+            with runtime.session() as s:
+                campaigns.schedule(s, campaign_id)
+            launched = time.monotonic()
+
+            def claimed() -> bool:
+                with runtime.session() as s:
+                    return s.get_one(Campaign, campaign_id).state != "scheduled"
+
+            while not claimed() and time.monotonic() - launched < 3:
+                time.sleep(0.02)
+            waited = time.monotonic() - launched
+        finally:
+            stop.set()
+            thread.join(5)
+            core.stop(drain=False)
+            runtime.dispose()
+        if kind == "postgresql":
+            assert waited < 1.0, f"claimed {waited:.2f}s after the launch"
+            assert (FANOUT_TASK, [campaign_id], "bulk") in enqueued
+        else:
+            assert waited >= 3, "SQLite has no NOTIFY: the launch waits for the tick"
+            assert not enqueued
