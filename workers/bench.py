@@ -61,6 +61,7 @@ from broadcaster.config import Settings, load_settings
 from broadcaster.models import CampaignMessage, Delivery, User
 from broadcaster.runtime import Runtime
 from broadcaster.schema import upgrade
+from broadcaster.webhooks import STATUS_PATH
 from messages import parse_template
 from workers.providers.simulator import SimulatorCore
 from workers.providers.simulator_server import SimulatorServer
@@ -782,10 +783,13 @@ def measure_floor(env: BenchEnv, slug: str, rows: int) -> dict[str, Any]:
 
 
 # -- P2: send throughput ---------------------------------------------------------------------
-def raw_sender(base_url: str, duration: float, index: int) -> tuple[int, float]:
+def raw_sender(
+    base_url: str, duration: float, index: int, status_callback: str | None = None
+) -> tuple[int, float]:
     """One process of the raw ceiling: ``client.messages.create`` in a loop, as fast as the
-    simulator answers. Says ``ready`` on stdout, waits for a start time (wall clock) on
-    stdin, then returns how many it created in the window and its own CPU seconds."""
+    simulator answers (with ``status_callback``, each message asks for its callbacks).
+    Says ``ready`` on stdout, waits for a start time (wall clock) on stdin, then returns how
+    many it created in the window and its own CPU seconds."""
     from twilio.rest import Client  # noqa: PLC0415 - only the raw sender processes need it
 
     from workers.providers.twilio import BaseUrlHttpClient  # noqa: PLC0415
@@ -803,19 +807,41 @@ def raw_sender(base_url: str, duration: float, index: int) -> tuple[int, float]:
     sent = 0
     while time.time() < end:
         client.messages.create(
-            to=phone(RAW_BASE + index * 100_000 + sent % 100_000), from_=FROM_NUMBER, body=body
+            to=phone(RAW_BASE + index * 100_000 + sent % 100_000),
+            from_=FROM_NUMBER,
+            body=body,
+            **({"status_callback": status_callback} if status_callback else {}),
         )
         sent += 1
     return sent, sum(os.times()[:2]) - cpu_0
 
 
-def measure_raw(env: BenchEnv, processes: int, seconds: float) -> dict[str, Any]:
+def measure_raw(
+    env: BenchEnv, processes: int, seconds: float, *, callbacks: bool = False
+) -> dict[str, Any]:
     """The ceiling: ``processes`` processes (one thread each, as a prefork pool process)
-    creating messages against the same simulator, with no queue and no database."""
+    creating messages against the same simulator, with no queue and no database.
+
+    With ``callbacks``, each message names the API's status callback URL (for a delivery
+    that does not exist), so the simulator posts its two signed callbacks and the API
+    checks and applies them: the ceiling of any design that takes Twilio's callbacks on
+    this machine. Its rate is the lower of messages created and callbacks taken (halved).
+    """
     env.core.reset()
+    extra = [f"{env.api_url}{STATUS_PATH}?d=0"] if callbacks else []
+    taken_0 = env.core.callbacks_delivered
     procs = [
         subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "workers.bench", "raw", env.sim.url, repr(seconds), str(i)],
+            [
+                sys.executable,
+                "-m",
+                "workers.bench",
+                "raw",
+                env.sim.url,
+                repr(seconds),
+                str(i),
+                *extra,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -847,19 +873,27 @@ def measure_raw(env: BenchEnv, processes: int, seconds: float) -> dict[str, Any]
             counts.append(int(count))
             cpus.append(float(cpu))
         sim_cpu = sum(os.times()[:2]) - sim_cpu_0
+        callbacks_taken = env.core.callbacks_delivered - taken_0
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(5)
+    if callbacks:
+        env.core.wait_for_callbacks(60)
     env.core.reset()
     total = max(1, sum(counts))
+    per_s = sum(counts) / seconds
+    if callbacks:
+        per_s = min(per_s, callbacks_taken / 2 / seconds)
     return {
         "processes": processes,
         "threads_per_process": 1,
         "seconds": seconds,
         "requests": sum(counts),
-        "per_s": round(sum(counts) / seconds, 1),
+        "with_callbacks": callbacks,
+        "callbacks_taken": callbacks_taken if callbacks else None,
+        "per_s": round(per_s, 1),
         "cpu_ms_per_request": {
             "senders (SDK)": round(1000 * sum(cpus) / total, 2),
             "bench + simulator": round(1000 * sim_cpu / total, 2),
@@ -902,6 +936,7 @@ def measure_send(
     accepted_per_s = (accepted_1 - accepted_0) / window
     delivered_per_s = (delivered_1 - delivered_0) / window
     end_to_end = min(accepted_per_s, delivered_per_s)
+    with_callbacks = raw.get("with_callbacks_ceiling", {}).get("per_s")
     return {
         "processes": cfg.send_workers * cfg.send_concurrency,
         "workers": cfg.send_workers,
@@ -918,6 +953,11 @@ def measure_send(
         "machine_cpu_ms_per_s": round(1000 * sum(cpu_1[k] - cpu_0[k] for k in groups) / window, 0),
         "ratio": round(end_to_end / raw["per_s"], 3) if raw["per_s"] else 0.0,
         "ratio_of": "end-to-end deliveries/s (min of accepted and delivered) / raw creates/s",
+        # The same loop with each message's two callbacks posted and taken by the API.
+        "raw_with_callbacks_per_s": with_callbacks,
+        "ratio_to_raw_with_callbacks": (
+            round(end_to_end / with_callbacks, 3) if with_callbacks else None
+        ),
         "target": f">= {TARGETS['send_ratio']} x raw",
         "meets_target": end_to_end >= TARGETS["send_ratio"] * raw["per_s"],
     }, workers
@@ -1231,7 +1271,11 @@ def _bulk_figures(
     if cfg.wants("p2"):
         say(f"P2 raw ceiling ({cfg.send_workers * cfg.send_concurrency} processes)...")
         raw = measure_raw(env, cfg.send_workers * cfg.send_concurrency, cfg.raw_seconds)
-        say(f"   {raw['per_s']:.0f}/s; P2 end to end...")
+        say(f"   {raw['per_s']:.0f}/s; with status callbacks taken by the API...")
+        raw["with_callbacks_ceiling"] = measure_raw(
+            env, cfg.send_workers * cfg.send_concurrency, cfg.raw_seconds, callbacks=True
+        )
+        say(f"   {raw['with_callbacks_ceiling']['per_s']:.0f}/s; P2 end to end...")
     send, workers = measure_send(env, bulk_id, cfg, raw)
     if cfg.wants("p2"):
         say(f"   {send['per_s']:.0f}/s")
@@ -1331,7 +1375,12 @@ def _p2_row(p2: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
         "P2 send",
         f"{p2['per_s']:.0f}/s end to end (accepted {p2['accepted_per_s']:.0f}/s, "
         f"delivered {p2['delivered_per_s']:.0f}/s)",
-        f"raw {p2['raw_per_s']:.0f}/s ({p2['processes']} processes x 1 thread)",
+        f"raw {p2['raw_per_s']:.0f}/s ({p2['processes']} processes x 1 thread)"
+        + (
+            f"; with callbacks {p2['raw_with_callbacks_per_s']:.0f}/s"
+            if p2.get("raw_with_callbacks_per_s")
+            else ""
+        ),
         f"{p2['ratio']:.2f}",
         ">= 0.6x raw",
     )
@@ -1410,13 +1459,13 @@ def write_json(results: Results, path: str | Path) -> None:
 
 
 def _raw_main(argv: list[str]) -> None:
-    base_url, duration, index = argv
-    sent, cpu = raw_sender(base_url, float(duration), int(index))
+    base_url, duration, index, *callback = argv
+    sent, cpu = raw_sender(base_url, float(duration), int(index), *callback)
     sys.stdout.write(f"{sent} {cpu:.3f}\n")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "raw":
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "raw":
         _raw_main(sys.argv[2:])
     else:
         sys.stderr.write("usage: riskcast bench (this module's own entry is for raw senders)\n")
