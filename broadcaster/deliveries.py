@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     CursorResult,
@@ -54,6 +56,11 @@ TERMINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets) | {
 def sources_of(target: DeliveryState) -> frozenset[str]:
     """The states from which ``target`` may be reached."""
     return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+def now_param() -> BindParameter[datetime]:
+    """The ``:now`` parameter of a prebuilt move (its ``updated_at`` and any time it sets)."""
+    return bindparam("now", type_=UTCDateTime())
 
 
 def move_statement(
@@ -160,7 +167,7 @@ def apply_provider_status(
 def _status_statement(target: DeliveryState, by_id: bool, has_sid: bool, has_error: bool) -> Update:
     """The UPDATE a status report runs, built once per shape: it moves the delivery only
     forward (to a higher :data:`RANK`), along :data:`TRANSITIONS`."""
-    now = bindparam("now", type_=UTCDateTime())
+    now = now_param()
     key = Delivery.id if by_id else Delivery.provider_sid
     values: dict[str, Any] = {"updated_at": now, "sent_at": func.coalesce(Delivery.sent_at, now)}
     if has_sid:

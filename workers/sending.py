@@ -39,7 +39,6 @@ from broadcaster.models import (
     Priority,
     SkipReason,
 )
-from broadcaster.models.base import UTCDateTime
 from broadcaster.phones import mask_phone
 from broadcaster.quiet import in_quiet_hours
 from broadcaster.runtime import Sessions
@@ -89,7 +88,7 @@ def _claim_statement() -> Update:
     active = select(Campaign.id).where(
         Campaign.state.in_([CampaignState.SENDING.value, CampaignState.FANNING_OUT.value])
     )
-    now = bindparam("now", type_=UTCDateTime())
+    now = deliveries.now_param()
     return deliveries.move_statement(
         and_(
             Delivery.id == bindparam("delivery_id"),
@@ -126,7 +125,7 @@ def _message_query() -> Select[Any]:
 
 @functools.cache
 def _sent_statement() -> Update:
-    now = bindparam("now", type_=UTCDateTime())
+    now = deliveries.now_param()
     return deliveries.move_statement(
         Delivery.id == bindparam("delivery_id"),
         DeliveryState.SENT,
@@ -136,10 +135,8 @@ def _sent_statement() -> Update:
 
 
 def _claim(session: Session, delivery_id: int, now: datetime) -> bool:
-    moved = deliveries.run_move(
-        session, _claim_statement(), {"delivery_id": delivery_id, "now": now}
-    )
-    return bool(moved)
+    params = {"delivery_id": delivery_id, "now": now}
+    return bool(deliveries.run_move(session, _claim_statement(), params))
 
 
 @dataclass(frozen=True)
