@@ -55,26 +55,22 @@ class HeldConnection:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._conn: Connection | None = None
+        self._sessions: sessionmaker[Session] | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        if self._conn is None:
+        if self._conn is None or self._sessions is None:
             self._conn = self._engine.connect()
-        session = Session(bind=self._conn, expire_on_commit=False, autoflush=True)
+            self._sessions = make_session_factory(self._conn)
         try:
-            yield session
-            session.commit()
+            with session_scope(self._sessions) as session:
+                yield session
         except BaseException:
-            with contextlib.suppress(Exception):
-                session.rollback()
-            session.close()
             self.close()
             raise
-        finally:
-            session.close()
 
     def close(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._sessions = self._conn, None, None
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
