@@ -64,8 +64,26 @@ class Settings(BaseSettings):
     default_region: str = "LA"
     send_rate: float = Field(default=50.0, gt=0)
     approval_threshold: int = Field(default=1000, ge=0)
-    # Seconds a delivery may sit in `sending` before the reconciler looks at it.
+    # Seconds a delivery may sit in `sending` with no provider SID before it is "in doubt"
+    # and the reconciler asks the provider whether it has it (never less than the
+    # provider's request timeout plus a margin: see `in_doubt_after`).
     sending_timeout: float = Field(default=120.0, gt=0)
+    # Seconds the Twilio SDK waits for an answer before the send is in doubt.
+    twilio_timeout: float = Field(default=10.0, gt=0)
+    # In-doubt lookups: read API requests per second, fleet-wide (on top of the send rate,
+    # which each request also counts against); lookups per reconciler run; the clock-skew
+    # margin taken before a delivery's `sending_at`; and seconds after which a delivery
+    # still unresolved (the read API never answering) fails as `unconfirmed` when its
+    # campaign has no `valid_until` of its own.
+    lookup_rate: float = Field(default=5.0, gt=0)
+    lookup_batch: int = Field(default=50, ge=1)
+    lookup_skew: float = Field(default=60.0, ge=0)
+    in_doubt_limit: float = Field(default=43200.0, gt=0)
+    # The built-in simulator's Twilio timing (the in-process one of `riskcast serve`, and
+    # `riskcast simulator`): seconds a message stays queued before `sent`, and seconds
+    # between storing a message and answering the request.
+    simulator_queue_delay: float = Field(default=0.05, ge=0)
+    simulator_answer_delay: float = Field(default=0.0, ge=0)
     # Attempts (worker deaths included) after which a delivery fails for good.
     max_attempts: int = Field(default=8, ge=1)
     # First retry delay in seconds; it doubles per attempt (with jitter) up to 5 minutes.
@@ -203,6 +221,14 @@ class Settings(BaseSettings):
         if self.twilio_messaging_service_sid:
             return None
         return self.twilio_from_number or SIMULATOR_FROM_NUMBER
+
+    @property
+    def in_doubt_after(self) -> float:
+        """Seconds after its claim a `sending` delivery with no SID is in doubt: the sending
+        timeout, but never before a request that left could still be answered (the SDK's
+        timeout), plus the longest a worker may take between re-confirming its claim and
+        sending (see ``workers.sending.FENCE_AFTER``) and a margin."""
+        return max(self.sending_timeout, self.twilio_timeout + 3.0)
 
     @property
     def is_sqlite(self) -> bool:

@@ -7,7 +7,9 @@ Gauges, read when Prometheus scrapes (one grouped query each):
 - ``riskcast_queue_depth{queue}``: messages waiting in each broker queue (Redis ``LLEN``);
 - ``riskcast_delivery_errors{error_code}``: failed and undelivered deliveries by the
   provider's error code, as the workers recorded it;
-- ``riskcast_stuck_sending``: deliveries in ``sending`` past ``RISKCAST_SENDING_TIMEOUT``;
+- ``riskcast_in_doubt`` and ``riskcast_in_doubt_oldest_seconds``: deliveries in doubt
+  (``sending`` with no provider SID past the in-doubt age: the provider may have them, and
+  the reconciler is asking its read API) and the oldest one's age;
 - ``riskcast_workers_alive``: worker processes whose heartbeat has not expired
   (:mod:`broadcaster.monitoring`); absent when Redis cannot be read.
 
@@ -30,7 +32,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcaster import monitoring
+from broadcaster import in_doubt, monitoring
 from broadcaster.api import stats
 from broadcaster.api.common import ERRORS
 from broadcaster.api.deps import Db, Operator, Rt
@@ -97,13 +99,17 @@ class DatabaseCollector(Collector):
             errors.add_metric([code], n)
         yield errors
 
-        total, _ = stats.stuck_sending(
-            self.session, older_than=self.runtime.settings.sending_timeout, limit=0
+        doubt = in_doubt.summary(self.session, self.runtime.settings.in_doubt_after, limit=0)
+        yield GaugeMetricFamily(
+            "riskcast_in_doubt",
+            "Deliveries in doubt: sending with no provider SID past the in-doubt age, "
+            "waiting for the provider's read API (never resent blindly).",
+            value=doubt.count,
         )
         yield GaugeMetricFamily(
-            "riskcast_stuck_sending",
-            "Deliveries in sending for longer than the sending timeout.",
-            value=total,
+            "riskcast_in_doubt_oldest_seconds",
+            "Age of the oldest delivery in doubt (0 when there is none).",
+            value=doubt.oldest_seconds or 0.0,
         )
 
         alive = monitoring.workers_alive(self.runtime.settings.effective_redis_url).count

@@ -8,7 +8,7 @@ caller enqueues it after commit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
@@ -216,25 +216,6 @@ def rebatch(session: Session, token: str) -> Batch:
     return Batch(new, row.campaign_id, row.priority)
 
 
-def stuck_sending(session: Session, now: datetime, timeout: float) -> list[int]:
-    """Deliveries in ``sending`` longer than ``timeout`` seconds with no provider SID.
-
-    A status callback moves a delivery out of ``sending`` (matched by the id in the
-    callback URL) even when the worker died after the provider accepted it, so what is still
-    here after the timeout never reached the provider and may be sent again.
-    """
-    cutoff = now - timedelta(seconds=timeout)
-    return list(
-        session.scalars(
-            select(Delivery.id).where(
-                Delivery.state == DeliveryState.SENDING.value,
-                Delivery.sending_at < cutoff,
-                Delivery.provider_sid.is_(None),
-            )
-        )
-    )
-
-
 def unconfirmed(session: Session, sent_before: datetime, limit: int = 200) -> list[tuple[int, str]]:
     """Deliveries the provider accepted whose final status never arrived: (id, SID)."""
     rows = session.execute(
@@ -249,18 +230,6 @@ def unconfirmed(session: Session, sent_before: datetime, limit: int = 200) -> li
         .limit(limit)
     ).all()
     return [(i, str(sid)) for i, sid in rows]
-
-
-def requeue(session: Session, ids: list[int]) -> int:
-    if not ids:
-        return 0
-    return deliveries.move(
-        session,
-        and_(Delivery.id.in_(ids), Delivery.provider_sid.is_(None)),
-        DeliveryState.QUEUED,
-        only_from=[DeliveryState.SENDING],
-        values={"batch": None},
-    )
 
 
 def complete_finished(session: Session) -> list[int]:

@@ -131,14 +131,38 @@ def simulator(
         float, typer.Option("--rate-500", help="Share of requests answered 500.")
     ] = 0.0,
     latency_ms: Annotated[float, typer.Option(help="Added latency per request, ms.")] = 0.0,
+    queue_delay: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a message stays queued before 'sent' (Twilio's queue behind a "
+            "sender's MPS limit). Default: RISKCAST_SIMULATOR_QUEUE_DELAY."
+        ),
+    ] = None,
+    answer_delay: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds between storing a message and answering the request (the window "
+            "in which a send is in doubt). Default: RISKCAST_SIMULATOR_ANSWER_DELAY."
+        ),
+    ] = None,
+    read_rate_500: Annotated[
+        float, typer.Option("--read-rate-500", help="Share of read API requests answered 500.")
+    ] = 0.0,
 ) -> None:
-    """A Twilio-compatible Messages API with signed status callbacks, for tests and demos.
+    """A Twilio-compatible Messages API (send, list and fetch) with signed status callbacks,
+    for tests and demos. Like Twilio, no callback for the initial status.
 
     It accepts TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN (or the built-in simulator pair)."""
     settings = get_settings()
     rates = {k: v for k, v in ((429, rate_429), (500, rate_500)) if v > 0}
     core = SimulatorCore(
-        settings.account_sid, settings.auth_token, error_rates=rates, latency=latency_ms / 1000
+        settings.account_sid,
+        settings.auth_token,
+        error_rates=rates,
+        latency=latency_ms / 1000,
+        queue_delay=settings.simulator_queue_delay if queue_delay is None else queue_delay,
+        answer_delay=settings.simulator_answer_delay if answer_delay is None else answer_delay,
+        read_error_rates={500: read_rate_500} if read_rate_500 > 0 else None,
     )
     console.print(f"Twilio simulator on http://{host}:{port} (account {settings.account_sid})")
     run_simulator(host, port, core)

@@ -52,8 +52,14 @@ def make_provider(settings: Settings, core: SimulatorCore | None = None) -> Prov
             messaging_service_sid=settings.twilio_messaging_service_sid,
             from_number=settings.from_number,
             base_url=settings.twilio_base_url,
+            timeout=settings.twilio_timeout,
         )
-    core = core or SimulatorCore(settings.account_sid, settings.auth_token)
+    core = core or SimulatorCore(
+        settings.account_sid,
+        settings.auth_token,
+        queue_delay=settings.simulator_queue_delay,
+        answer_delay=settings.simulator_answer_delay,
+    )
     return SimulatorProvider(
         core,
         account_sid=settings.account_sid,

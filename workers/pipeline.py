@@ -21,6 +21,7 @@ from broadcaster.models import CampaignState, Delivery
 from workers.context import Context
 from workers.providers.base import ProviderError
 from workers.sending import FANOUT_TASK, enqueue_batches
+from workers.settling import SettleReport, settle_in_doubt
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def run_fanout(ctx: Context, campaign_id: int) -> int:
 class ReconcileReport:
     lost_batches: int = 0
     confirmed: int = 0
-    requeued_sending: int = 0
+    in_doubt: SettleReport = field(default_factory=SettleReport)
 
 
 def confirm_with_provider(ctx: Context, sent_before: datetime) -> int:
@@ -145,7 +146,8 @@ def confirm_with_provider(ctx: Context, sent_before: datetime) -> int:
 
 def reconcile(ctx: Context) -> ReconcileReport:
     """Find work whose task was lost (Redis flushed or restarted, a worker killed) and
-    put it back; resolve deliveries stuck in ``sending`` before anything is sent again."""
+    put it back; settle deliveries in doubt by asking the provider before anything is sent
+    again (:mod:`workers.settling`)."""
     report = ReconcileReport()
     now = utcnow()
     with ctx.runtime.session() as session:
@@ -154,13 +156,11 @@ def reconcile(ctx: Context) -> ReconcileReport:
         lost = [b.token for b in candidates if b.token not in live]
         report.lost_batches = len(lost)
         scheduling.forget_batches(session, lost)
-    with ctx.runtime.session() as session:
-        stuck = scheduling.stuck_sending(session, now, ctx.settings.sending_timeout)
-        report.requeued_sending = scheduling.requeue(session, stuck)
+    report.in_doubt = settle_in_doubt(ctx, now)
     report.confirmed = confirm_with_provider(
         ctx, now - timedelta(seconds=ctx.settings.confirm_after)
     )
-    if report.lost_batches or report.requeued_sending or report.confirmed:
+    if report.lost_batches or report.confirmed:
         log.warning("reconciler: %s", report)
     return report
 

@@ -23,7 +23,7 @@ from sqlalchemy import Select, Update, and_, bindparam, func, or_, select, updat
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, contacts, deliveries, fallback, scheduling
+from broadcaster import campaigns, contacts, deliveries, fallback, in_doubt, scheduling
 from broadcaster.db import on_commit, utcnow
 from broadcaster.models import (
     Campaign,
@@ -54,6 +54,10 @@ BACKOFF_CAP = 300.0
 MAX_RETRY_AGE = timedelta(hours=6)
 # A bulk batch hands its remainder back after this long, so urgent work is never behind it.
 BULK_SLICE = 1.0
+# A send whose claim is older than this when its request is about to leave (a long wait for
+# the rate limiter) re-confirms the claim first: the reconciler may have settled it as in
+# doubt meanwhile. ``Settings.in_doubt_after`` leaves room for it.
+FENCE_AFTER = 1.0
 
 
 class Outcome(enum.StrEnum):
@@ -94,6 +98,8 @@ def _claim_statement() -> Update:
             Delivery.id == bindparam("delivery_id"),
             or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
             Delivery.campaign_id.in_(active),
+            # A delivery the provider has (its SID recorded) is never sent again.
+            Delivery.provider_sid.is_(None),
         ),
         DeliveryState.SENDING,
         only_from=[DeliveryState.QUEUED],
@@ -120,6 +126,22 @@ def _message_query() -> Select[Any]:
         .join(Campaign, Campaign.id == Delivery.campaign_id)
         .outerjoin(Contact, Contact.id == Delivery.contact_id)
         .where(Delivery.id == bindparam("delivery_id"))
+    )
+
+
+@functools.cache
+def _fence_statement() -> Update:
+    """Still ours: ``sending``, no SID, and the claim we made (its ``sending_at``); the
+    claim's time moves to now, so the in-doubt age counts from the request leaving."""
+    return (
+        update(Delivery)
+        .where(
+            Delivery.id == bindparam("delivery_id"),
+            Delivery.state == DeliveryState.SENDING.value,
+            Delivery.provider_sid.is_(None),
+        )
+        .values(sending_at=deliveries.now_param())
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -222,6 +244,12 @@ def _recipient_zone(session: Session, delivery_id: int) -> str:
     return zone or "UTC"
 
 
+def _still_mine(db: Sessions, delivery_id: int) -> bool:
+    with db.session() as session:
+        params = {"delivery_id": delivery_id, "now": utcnow()}
+        return bool(deliveries.run_move(session, _fence_statement(), params))
+
+
 def record_sent(session: Session, delivery_id: int, sid: str) -> None:
     params = {"delivery_id": delivery_id, "sid": sid, "now": utcnow()}
     if not deliveries.run_move(session, _sent_statement(), params):
@@ -294,17 +322,22 @@ def send_one(
     if isinstance(prepared, Outcome):
         return prepared
     message, campaign_rate = prepared.message, prepared.campaign_rate
+    claimed = time.monotonic()
     try:
         ctx.limiter.acquire(
             prepared.parts,
             also=[(f"campaign:{campaign_id}", campaign_rate)] if campaign_rate else (),
         )
+        if time.monotonic() - claimed > FENCE_AFTER and not _still_mine(db, delivery_id):
+            return Outcome.NOT_MINE
         result = ctx.provider.send(message)
     except ProviderError as err:
         if err.ambiguous:
-            # It may have been accepted: leave it `sending`. A status callback settles it;
-            # with none by the timeout, the reconciler queues it again.
-            log.warning("delivery %s: %s; waiting for a status callback", delivery_id, err)
+            # It may have been accepted: leave it `sending`, in doubt. A status callback
+            # settles it, else the reconciler asks the provider before any resend.
+            log.warning("delivery %s: %s; in doubt until settled", delivery_id, err)
+            with db.session() as session:
+                in_doubt.note_ambiguous(session, delivery_id, f"in doubt: {err}")
             return Outcome.HELD
         log.info(
             "delivery %s to %s: %s",

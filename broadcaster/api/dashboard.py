@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.middleware.sessions import SessionMiddleware
 
-from broadcaster import audit, auth, campaigns, monitoring, preview, templates
+from broadcaster import audit, auth, campaigns, in_doubt, monitoring, preview, templates
 from broadcaster.api import audit as audit_api
 from broadcaster.api import campaigns as campaigns_api
 from broadcaster.api import inbox as inbox_api
@@ -54,7 +54,8 @@ ADMIN = frozenset({Role.ADMIN.value})
 STATE_HELP = {
     "pending": "waiting for a condition: quiet hours, or a paused campaign",
     "queued": "handed to a worker queue, about to be sent",
-    "sending": "a worker is talking to the provider now",
+    "sending": "a worker is talking to the provider now; past the in-doubt age with no "
+    "answer it is in doubt, and the provider's records are asked before any resend",
     "sent": "the provider accepted it; waiting for the carrier's report",
     "delivered": "the phone received it",
     "undelivered": "the carrier could not deliver it",
@@ -451,7 +452,7 @@ def inbox_tag(
 def operator_page(request: Request, session: Db, caller: Viewer, rt: Rt) -> HTMLResponse:
     allow(caller, OPERATOR)
     depths = stats.queue_depths(rt.settings.effective_redis_url)
-    total, stuck = stats.stuck_sending(session, older_than=rt.settings.sending_timeout)
+    doubt = in_doubt.summary(session, rt.settings.in_doubt_after)
     rows = campaigns_api.list_visible(session, caller, 50)
     now = utcnow()
     current_minute = now.replace(second=0, microsecond=0)
@@ -470,13 +471,13 @@ def operator_page(request: Request, session: Db, caller: Viewer, rt: Rt) -> HTML
         by_state=stats.deliveries_by_state(session),
         campaigns=campaigns_api._outs(session, rows),
         failures=stats.failures(session),
-        stuck_total=total,
-        stuck=[
+        in_doubt=doubt,
+        in_doubt_rows=[
             {
-                **vars(s),
-                "phone": s.phone if caller.is_admin or s.phone is None else mask_phone(s.phone),
+                **vars(d),
+                "phone": d.phone if caller.is_admin or d.phone is None else mask_phone(d.phone),
             }
-            for s in stuck
+            for d in doubt.deliveries
         ],
     )
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from broadcaster import monitoring
+from broadcaster import in_doubt, monitoring
 from broadcaster.api import stats
 from broadcaster.api.common import ERRORS, phone_for
 from broadcaster.api.deps import Db, Operator, Rt
@@ -16,18 +16,31 @@ from broadcaster.api.deps import Db, Operator, Rt
 router = APIRouter(prefix="/api/v1", tags=["queue"], responses=ERRORS)
 
 
+class InDoubtOut(BaseModel):
+    """Deliveries in doubt: ``sending`` with no provider SID past the in-doubt age, waiting
+    for the provider's read API to say whether it has them (never resent blindly)."""
+
+    count: int
+    oldest_seconds: float | None
+    last_note: str | None
+    last_lookup_at: datetime | None
+
+
+class InDoubtDeliveryOut(BaseModel):
+    id: int
+    campaign_id: int
+    phone: str | None
+    sending_since: datetime
+    lookups: int
+    looked_up_at: datetime | None
+    note: str | None
+
+
 class QueueOut(BaseModel):
     depths: dict[str, int | None]
     error: str | None
     deliveries: dict[str, int]
-
-
-class StuckOut(BaseModel):
-    id: int
-    campaign_id: int
-    phone: str | None
-    attempts: int
-    sending_since: datetime | None
+    in_doubt: InDoubtOut
 
 
 class FailureOut(BaseModel):
@@ -41,8 +54,7 @@ class StatsOut(BaseModel):
     queue: QueueOut
     by_priority: dict[str, dict[str, int]]
     failures: list[FailureOut]
-    stuck_sending: int
-    stuck: list[StuckOut]
+    in_doubt_deliveries: list[InDoubtDeliveryOut]
     sent_per_minute: list[int]
 
 
@@ -62,42 +74,60 @@ class WorkersOut(BaseModel):
     error: str | None
 
 
-def queue_snapshot(session: Session, redis_url: str | None) -> QueueOut:
+def in_doubt_out(summary: in_doubt.InDoubtSummary) -> InDoubtOut:
+    return InDoubtOut(
+        count=summary.count,
+        oldest_seconds=summary.oldest_seconds,
+        last_note=summary.last_note,
+        last_lookup_at=summary.last_lookup_at,
+    )
+
+
+def queue_snapshot(
+    session: Session, redis_url: str | None, summary: in_doubt.InDoubtSummary
+) -> QueueOut:
     depths = stats.queue_depths(redis_url)
     return QueueOut(
-        depths=depths.depths, error=depths.error, deliveries=stats.deliveries_by_state(session)
+        depths=depths.depths,
+        error=depths.error,
+        deliveries=stats.deliveries_by_state(session),
+        in_doubt=in_doubt_out(summary),
     )
 
 
 @router.get("/queue")
 def queue(_caller: Operator, session: Db, rt: Rt) -> QueueOut:
-    """Per-queue depth in Redis (null when unknown) and every delivery counted by state."""
-    return queue_snapshot(session, rt.settings.effective_redis_url)
+    """Per-queue depth in Redis (null when unknown), every delivery counted by state, and
+    the deliveries in doubt (how many, the oldest's age, what the last lookup said)."""
+    summary = in_doubt.summary(session, rt.settings.in_doubt_after, limit=0)
+    return queue_snapshot(session, rt.settings.effective_redis_url, summary)
 
 
 @router.get("/stats")
 def stats_view(caller: Operator, session: Db, rt: Rt) -> StatsOut:
-    """Queues, deliveries by state and priority, failures by error code, stuck sends, and
-    deliveries sent in each of the last 60 minutes (oldest first)."""
+    """Queues, deliveries by state and priority, failures by error code, the oldest
+    deliveries in doubt with what their last lookup said, and deliveries sent in each of
+    the last 60 minutes (oldest first)."""
     by_priority: dict[str, dict[str, int]] = {}
     for state, priority, n in stats.by_state_and_priority(session):
         by_priority.setdefault(priority, {})[state] = n
-    total, stuck = stats.stuck_sending(session, older_than=rt.settings.sending_timeout)
+    summary = in_doubt.summary(session, rt.settings.in_doubt_after)
     return StatsOut(
-        queue=queue_snapshot(session, rt.settings.effective_redis_url),
+        queue=queue_snapshot(session, rt.settings.effective_redis_url, summary),
         by_priority=by_priority,
         failures=[FailureOut(**vars(f)) for f in stats.failures(session)],
-        stuck_sending=total,
         sent_per_minute=monitoring.sent_per_minute(session),
-        stuck=[
-            StuckOut(
-                id=s.id,
-                campaign_id=s.campaign_id,
-                phone=phone_for(caller, s.phone),
-                attempts=s.attempts,
-                sending_since=s.sending_at,
+        in_doubt_deliveries=[
+            InDoubtDeliveryOut(
+                id=d.id,
+                campaign_id=d.campaign_id,
+                phone=phone_for(caller, d.phone),
+                sending_since=d.sending_at,
+                lookups=d.lookups,
+                looked_up_at=d.looked_up_at,
+                note=d.note,
             )
-            for s in stuck
+            for d in summary.deliveries
         ],
     )
 

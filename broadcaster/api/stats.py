@@ -1,5 +1,5 @@
-"""What operators watch: queue depths in Redis, deliveries by state, failures by error code,
-stuck deliveries. Plain functions over a session, shared by the API, the dashboard,
+"""What operators watch: queue depths in Redis, deliveries by state, failures by error code
+(deliveries in doubt are :mod:`broadcaster.in_doubt`'s). Plain functions over a session, shared by the API, the dashboard,
 ``/metrics`` and ``riskcast queue``.
 
 The broker's queues are Redis lists named after the queue (``urgent``, ``bulk``,
@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcaster.db import utcnow
-from broadcaster.models import Campaign, Contact, Delivery, DeliveryState
+from broadcaster.models import Campaign, Delivery, DeliveryState
 
 log = logging.getLogger(__name__)
 
@@ -121,32 +119,3 @@ def failures(session: Session, campaign_id: int | None = None) -> list[FailureGr
     return [
         FailureGroup(code, reason, message, n) for code, reason, message, n in session.execute(stmt)
     ]
-
-
-@dataclass(frozen=True)
-class StuckDelivery:
-    id: int
-    campaign_id: int
-    phone: str | None
-    attempts: int
-    sending_at: Any
-
-
-def stuck_sending(
-    session: Session, *, older_than: float, limit: int = 50
-) -> tuple[int, list[StuckDelivery]]:
-    """Deliveries in ``sending`` for longer than ``older_than`` seconds: how many, and the
-    oldest (with their whole number: the caller masks it)."""
-    cutoff = utcnow() - timedelta(seconds=older_than)
-    where = (Delivery.state == DeliveryState.SENDING.value, Delivery.sending_at < cutoff)
-    total = session.scalar(select(func.count()).select_from(Delivery).where(*where)) or 0
-    rows = session.execute(
-        select(
-            Delivery.id, Delivery.campaign_id, Contact.phone, Delivery.attempts, Delivery.sending_at
-        )
-        .outerjoin(Contact, Contact.id == Delivery.contact_id)
-        .where(*where)
-        .order_by(Delivery.sending_at)
-        .limit(limit)
-    )
-    return total, [StuckDelivery(*row) for row in rows]

@@ -1,5 +1,5 @@
-"""CLI: ``riskcast queue [--watch]``, what operators watch: queue depths, workers alive and
-deliveries by state."""
+"""CLI: ``riskcast queue [--watch]``, what operators watch: queue depths, workers alive,
+deliveries by state and deliveries in doubt."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import typer
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
-from broadcaster import monitoring
+from broadcaster import in_doubt, monitoring
 from broadcaster.api import stats
 from broadcaster.cli.common import console, friendly, unit_of_work
 from broadcaster.runtime import get_runtime
@@ -25,9 +26,7 @@ def snapshot() -> dict[str, Any]:
     seen = monitoring.workers_alive(runtime.settings.effective_redis_url)
     with unit_of_work() as session:
         by_state = stats.deliveries_by_state(session)
-        stuck, _ = stats.stuck_sending(
-            session, older_than=runtime.settings.sending_timeout, limit=0
-        )
+        doubt = in_doubt.summary(session, runtime.settings.in_doubt_after, limit=0)
     return {
         "queues": depths.depths,
         "error": depths.error,
@@ -35,7 +34,12 @@ def snapshot() -> dict[str, Any]:
         "workers": [w.as_dict() for w in seen.workers],
         "workers_error": seen.error,
         "deliveries": by_state,
-        "stuck_sending": stuck,
+        "in_doubt": {
+            "count": doubt.count,
+            "oldest_seconds": doubt.oldest_seconds,
+            "last_note": doubt.last_note,
+            "last_lookup_at": doubt.last_lookup_at.isoformat() if doubt.last_lookup_at else None,
+        },
     }
 
 
@@ -70,7 +74,13 @@ def render(data: dict[str, Any]) -> Group:
         parts.append(f"[yellow]{data['error']}[/yellow]")
     if data["workers_error"] and data["workers_error"] != data["error"]:
         parts.append(f"[yellow]{data['workers_error']}[/yellow]")
-    parts.append(f"stuck in sending: {data['stuck_sending']}")
+    doubt = data["in_doubt"]
+    line = f"in doubt (sent or not: asking the provider): {doubt['count']}"
+    if doubt["count"]:
+        line += f", oldest {round(doubt['oldest_seconds'] or 0)} s"
+    if doubt["last_note"]:
+        line += f"; last lookup: {doubt['last_note']}"
+    parts.append(Text(line))
     return Group(*parts)
 
 
@@ -80,8 +90,9 @@ def queue(
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.", min=0.2)] = 2.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON once.")] = False,
 ) -> None:
-    """Queue depths (urgent, bulk, control), workers alive and every delivery counted by
-    state."""
+    """Queue depths (urgent, bulk, control), workers alive, every delivery counted by
+    state, and the deliveries in doubt (the provider may have them: never resent until
+    its read API says it does not)."""
     if as_json:
         sys.stdout.write(json.dumps(snapshot()) + "\n")
         return

@@ -13,7 +13,16 @@
     failed ──retry-failed (retryable codes only)──> queued
 
 ``pending`` waits for a condition (quiet hours, a paused campaign); ``queued`` has, or is
-about to get, a send task. Callbacks only ever move a delivery forward by rank, so a late
+about to get, a send task.
+
+**In doubt** is a sub-state of ``sending``: no provider SID, and older than the in-doubt
+age (``Settings.in_doubt_after``): the worker died after its request may have left, or the
+provider's answer never came. Such a delivery is never sent again blindly: the reconciler
+asks the provider's read API (:mod:`workers.settling`): found -> its SID and status are
+recorded as a callback would; provably absent -> ``queued`` again; no answer -> it stays
+in doubt and is asked again later (``lookups``, ``looked_up_at``, ``lookup_note`` say
+what the last lookup said); still unanswered at the campaign's ``valid_until`` -> ``failed``
+with reason ``unconfirmed`` (sent once or not at all, never twice). Callbacks only ever move a delivery forward by rank, so a late
 or repeated callback never moves it back. :mod:`broadcaster.deliveries` enforces this.
 """
 
@@ -50,6 +59,9 @@ class SkipReason(enum.StrEnum):
     # Reasons a delivery failed that a later retry may overcome (``retry-failed`` takes them).
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     RETRIES_EXHAUSTED = "retries_exhausted"
+    # In doubt until the campaign's validity ran out, the provider's read API never
+    # answering: sent once or not at all. Never retried (``retry-failed`` leaves it).
+    UNCONFIRMED = "unconfirmed"
 
 
 RETRYABLE_FAILURES = (SkipReason.TOO_MANY_ATTEMPTS.value, SkipReason.RETRIES_EXHAUSTED.value)
@@ -125,7 +137,7 @@ class Delivery(Base):
     )
     state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING.value)
     reason: Mapped[str | None] = mapped_column(String(32))
-    # The send batch (a token) whose task carries this delivery; see workers.batches.
+    # The send batch (a token) whose task carries this delivery (broadcaster.scheduling).
     batch: Mapped[str | None] = mapped_column(String(40))
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     error_code: Mapped[int | None]
@@ -138,3 +150,7 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Lookups at the provider of a delivery in doubt: how many, the last, what it said.
+    lookups: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    looked_up_at: Mapped[datetime | None]
+    lookup_note: Mapped[str | None] = mapped_column(String(200))

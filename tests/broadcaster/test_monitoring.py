@@ -17,7 +17,7 @@ from rich.console import Console
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, monitoring, scheduling
+from broadcaster import campaigns, in_doubt, monitoring, scheduling
 from broadcaster.cli import queue as queue_cli
 from broadcaster.db import utcnow
 from broadcaster.fanout import fanout_page
@@ -309,7 +309,7 @@ def test_riskcast_queue_lists_workers_alive(monkeypatch: pytest.MonkeyPatch) -> 
         "queues": {"urgent": None},
         "error": None,
         "deliveries": {"sent": 1},
-        "stuck_sending": 0,
+        "in_doubt": {"count": 0, "oldest_seconds": None, "last_note": None},
         "workers_alive": 1,
         "workers": [w.as_dict() for w in monitoring.workers_alive(None).workers],
         "workers_error": None,
@@ -318,3 +318,92 @@ def test_riskcast_queue_lists_workers_alive(monkeypatch: pytest.MonkeyPatch) -> 
     console.print(queue_cli.render(data))
     text = console.export_text()
     assert "workers alive: 1" in text and "celery@cli" in text and "55" in text
+
+
+# -- deliveries in doubt -------------------------------------------------------------------
+
+
+def _in_doubt(session: Session) -> list[int]:
+    """Three deliveries in ``sending`` with no SID: two claimed 10 and 5 minutes ago (in
+    doubt, one already asked about), one a second ago (a worker is on it: not in doubt)."""
+    ids = _deliveries(session, 4)
+    now = utcnow()
+    for delivery_id, ago in zip(ids, (600, 300, 1), strict=False):
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(state="sending", sending_at=now - timedelta(seconds=ago))
+        )
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == ids[1])
+        .values(
+            lookups=2,
+            looked_up_at=now - timedelta(seconds=20),
+            lookup_note="the provider did not answer the lookup: HTTP 500",
+        )
+    )
+    session.flush()
+    return ids
+
+
+def test_in_doubt_counted_with_the_oldest_age_and_the_last_lookup(session: Session) -> None:
+    _in_doubt(session)
+    doubt = in_doubt.summary(session, after=120)
+    assert doubt.count == 2
+    assert 595 <= (doubt.oldest_seconds or 0) <= 660
+    assert doubt.last_note == "the provider did not answer the lookup: HTTP 500"
+    assert [d.lookups for d in doubt.deliveries] == [0, 2]
+    assert in_doubt.summary(session, after=3600).count == 0
+
+
+def test_in_doubt_on_the_api_metrics_page_and_cli(
+    app: object, client: TestClient, people: dict[str, Person], session: Session
+) -> None:
+    _in_doubt(session)
+    operator, admin = people["operator"].headers, people["admin"].headers
+    queue = client.get("/api/v1/queue", headers=operator).json()
+    assert queue["in_doubt"]["count"] == 2
+    assert queue["in_doubt"]["oldest_seconds"] >= 595
+    assert "HTTP 500" in queue["in_doubt"]["last_note"]
+    stats = client.get("/api/v1/stats", headers=operator).json()
+    rows = stats["in_doubt_deliveries"]
+    assert [r["lookups"] for r in rows] == [0, 2]
+    assert all("•" in r["phone"] for r in rows)  # masked for operators
+    assert rows[1]["note"].endswith("HTTP 500")
+    assert all(
+        "•" not in r["phone"]
+        for r in client.get("/api/v1/stats", headers=admin).json()["in_doubt_deliveries"]
+    )
+    metrics = client.get("/metrics", headers=operator).text
+    assert "riskcast_in_doubt 2.0" in metrics
+    oldest = re.search(r"^riskcast_in_doubt_oldest_seconds (\S+)$", metrics, re.MULTILINE)
+    assert oldest and float(oldest.group(1)) >= 595
+    assert client.get("/api/v1/queue", headers=people["official"].headers).status_code == 403
+
+    person(session, "oscar", "operator", password=PASSWORD)
+    with TestClient(app) as otto:  # type: ignore[arg-type]
+        login(otto, "oscar")
+        page = otto.get("/dashboard/operator").text
+    assert re.search(r'id="in-doubt-count">2<', page)
+    assert "Last lookup: the provider did not answer the lookup: HTTP 500" in page
+    table = page.split('id="in-doubt"')[1].split("</table>")[0]
+    assert "not asked yet" in table and table.count("•••") == 2
+    assert not re.search(r"\+856\d{6}", table)  # no whole number on the page
+
+    data = {
+        "queues": {"urgent": 0},
+        "error": None,
+        "deliveries": {"sending": 3},
+        "in_doubt": {"count": 2, "oldest_seconds": 600.4, "last_note": "HTTP 500"},
+        "workers_alive": None,
+        "workers": [],
+        "workers_error": None,
+    }
+    console = Console(width=200, record=True)
+    console.print(queue_cli.render(data))
+    text = console.export_text()
+    assert (
+        "in doubt (sent or not: asking the provider): 2, oldest 600 s; last lookup: HTTP 500"
+        in text
+    )

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from broadcaster import auth, campaigns, deliveries, scheduling
+from broadcaster import auth, campaigns, scheduling
 from broadcaster.db import make_session_factory, session_scope, utcnow
 from broadcaster.errors import IllegalState
 from broadcaster.fanout import fanout_page
-from broadcaster.models import Campaign, CampaignState, Delivery, DeliveryState
+from broadcaster.models import Campaign, CampaignState, Delivery
 from tests import factories
 from tests.services import migrated_database
 
@@ -104,30 +104,3 @@ def _assert_all_fanning_out(engine: Engine) -> None:
     with session_scope(make_session_factory(engine)) as s:
         states = set(s.scalars(select(Campaign.state)))
     assert states == {CampaignState.FANNING_OUT.value}
-
-
-def test_stuck_sending_without_sid_is_requeued_but_not_with_sid(session: Session) -> None:
-    factories.community(session, "village")
-    a = factories.contact(session, community_slugs=("village",))
-    b = factories.contact(session, community_slugs=("village",))
-    camp = factories.campaign(session, ["village"])
-    campaigns.schedule(session, camp.id)
-    scheduling.claim_due(session, utcnow())
-    fanout_page(session, camp.id, page_size=100, batch_size=100)
-    long_ago = utcnow() - timedelta(minutes=10)
-    deliveries.move(
-        session, Delivery.contact_id == a.id, DeliveryState.SENDING, values={"sending_at": long_ago}
-    )
-    deliveries.move(
-        session,
-        Delivery.contact_id == b.id,
-        DeliveryState.SENDING,
-        values={"sending_at": long_ago, "provider_sid": "SMx"},
-    )
-    stuck = scheduling.stuck_sending(session, utcnow(), timeout=60)
-    assert scheduling.requeue(session, stuck) == 1
-    rows = session.execute(
-        select(Delivery.contact_id, Delivery.state).where(Delivery.campaign_id == camp.id)
-    )
-    states = dict(rows.all())
-    assert states == {a.id: "queued", b.id: "sending"}

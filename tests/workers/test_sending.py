@@ -8,88 +8,25 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
 from broadcaster import campaigns, contacts, scheduling
-from broadcaster.config import load_settings
 from broadcaster.db import utcnow
-from broadcaster.fanout import fanout_page
 from broadcaster.models import Contact, Delivery
-from broadcaster.runtime import Runtime
 from tests import factories
-from tests.services import migrated_database
-from workers.context import Context
-from workers.leases import MemoryLeases
+from tests.workers.harness import ACCOUNT, Harness, harness
 from workers.pipeline import tick
-from workers.providers.simulator import SimulatorCore, SimulatorProvider
-from workers.ratelimit import MemoryRateLimiter
+from workers.providers.simulator import SimulatorProvider
 from workers.sending import Outcome, send_batch
-
-ACCOUNT, TOKEN = "AC" + "2" * 32, "token"
-
-
-class Harness:
-    def __init__(self, url: str) -> None:
-        self.runtime = Runtime(
-            load_settings(
-                database_url=url, public_url="http://127.0.0.1:9", max_attempts=5, retry_base=0.01
-            )
-        )
-        self.core = SimulatorCore(ACCOUNT, TOKEN, deliver_callbacks=False)
-        self.enqueued: list[tuple[str, list[Any], str]] = []
-        self.ctx = Context(
-            runtime=self.runtime,
-            provider=SimulatorProvider(
-                self.core, account_sid=ACCOUNT, auth_token=TOKEN, from_number="+15005550006"
-            ),
-            limiter=MemoryRateLimiter(10_000),
-            leases=MemoryLeases(),
-            enqueue=lambda name, args, queue: self.enqueued.append((name, list(args), queue)),
-        )
-
-    def audience(self, phones: list[str], **campaign: Any) -> tuple[int, list[str]]:
-        """A launched, fanned-out campaign to ``phones``; returns (campaign id, batch tokens)."""
-        with self.runtime.session() as s:
-            factories.community(s, "village", timezone="Asia/Vientiane")
-            for p in phones:
-                if p.startswith("+1500555"):
-                    factories.raw_contact(s, p, "village")
-                else:
-                    factories.contact(s, p, community_slugs=("village",), language="lo")
-            camp = factories.campaign(s, ["village"], **campaign)
-            campaigns.schedule(s, camp.id)
-            scheduling.claim_due(s, utcnow())
-            page = fanout_page(s, camp.id, page_size=1000, batch_size=100)
-            return camp.id, page.batches
-
-    def states(self, campaign_id: int) -> dict[str, tuple[str, str | None]]:
-        with self.runtime.session() as s:
-            rows = s.execute(
-                select(Contact.phone, Delivery.state, Delivery.reason)
-                .join(Contact, Contact.id == Delivery.contact_id)
-                .where(Delivery.campaign_id == campaign_id)
-            ).all()
-        return {phone: (state, reason) for phone, state, reason in rows}
-
-    def send(self, campaign_id: int, tokens: list[str]) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for token in tokens:
-            for k, v in send_batch(self.ctx, token, campaign_id, "urgent").outcomes.items():
-                out[k] = out.get(k, 0) + v
-        return out
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def h(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    with migrated_database(request.param, str(tmp_path)) as (url, _engine):
-        harness = Harness(url)
-        yield harness
-        harness.core.stop(drain=False)
-        harness.runtime.dispose()
+    with harness(request.param, str(tmp_path)) as made:
+        yield made
 
 
 A, B, C = factories.lao_number(1), factories.lao_number(2), factories.lao_number(3)

@@ -8,7 +8,9 @@ retry, permanent failure and stopping the campaign, without knowing the provider
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -37,6 +39,59 @@ class ProviderResult:
 class ProviderStatus:
     status: str  # the provider's status word ("sent", "delivered", "undelivered", ...)
     error_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderMessage:
+    """One message as the provider's read API reports it."""
+
+    sid: str
+    to: str
+    sender: str | None  # "From"; None while a messaging service has not picked one yet
+    messaging_service_sid: str | None
+    body: str
+    status: str
+    error_code: int | None
+    created_at: datetime  # aware, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The messages to one address created since a moment, from this sender."""
+
+    messages: tuple[ProviderMessage, ...]
+    # False when the page limit was reached before the list went back past ``since``:
+    # absence is then not proven.
+    complete: bool
+    requests: int
+
+
+# Pages of the read API a lookup may read: a person gets a few messages a day, so the
+# window of one in-doubt send fits in the first page; more pages than this is a sign of
+# something else (a shared test number), and absence is then not proven.
+LOOKUP_PAGE_SIZE = 100
+LOOKUP_MAX_PAGES = 5
+
+
+def collect_lookup(
+    pages: Iterator[list[ProviderMessage]],
+    since: datetime,
+    keep: Callable[[ProviderMessage], bool],
+    *,
+    max_pages: int = LOOKUP_MAX_PAGES,
+) -> Lookup:
+    """Read pages (most recent first) until one reaches back before ``since`` or the list
+    ends; keep the messages created since then that ``keep`` accepts (this sender's)."""
+    found: list[ProviderMessage] = []
+    requests = 0
+    for page in pages:
+        requests += 1
+        found += [m for m in page if m.created_at >= since and keep(m)]
+        if any(m.created_at < since for m in page):
+            return Lookup(tuple(found), complete=True, requests=requests)
+        if requests >= max_pages:
+            return Lookup(tuple(found), complete=False, requests=requests)
+    return Lookup(tuple(found), complete=True, requests=requests)
 
 
 class ProviderError(Exception):
@@ -73,4 +128,12 @@ class Provider(Protocol):
 
     def fetch(self, sid: str) -> ProviderStatus:
         """The provider's current status of message ``sid`` (when a callback went missing)."""
+        ...
+
+    def messages_to(
+        self, to: str, since: datetime, *, pace: Callable[[], object] | None = None
+    ) -> Lookup:
+        """This sender's messages to ``to`` created at or after ``since``, from the read
+        API (``pace`` is called before each request: the caller's rate limiter). Raises
+        :class:`ProviderError` when the provider cannot answer."""
         ...

@@ -5,6 +5,18 @@ does (same JSON, same error codes, Twilio's test magic numbers), injects faults 
 demand, counts everything tests assert on, and posts signed status callbacks from a small
 pool of background threads. ``simulator_server`` puts it behind HTTP for the real SDK;
 :class:`SimulatorProvider` calls it in-process and fails exactly as ``TwilioProvider`` does.
+
+It is no kinder than Twilio in what riskcast relies on:
+
+- no callback for a message's initial status (``queued``, or ``accepted`` through a
+  messaging service); the message stays there for ``queue_delay`` seconds (Twilio's queue
+  holding it behind a sender's MPS), then ``sent``, then ``callback_delay`` later its final
+  status, each with a callback;
+- ``answer_delay``: the message is stored (and will be sent) that long before the answer
+  leaves, so a client killed or timed out in between does not know it was accepted;
+- the read API (``GET Messages.json`` with Twilio's filters and paging, ``GET
+  Messages/{Sid}.json``) with its own injected error rate; a ``DateSent`` filter never
+  matches a message Twilio has not sent yet, as on Twilio, where ``date_sent`` is empty.
 """
 
 from __future__ import annotations
@@ -18,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -29,9 +41,17 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from twilio.request_validator import RequestValidator
 
-from workers.providers.base import OutboundMessage, ProviderResult, ProviderStatus
+from workers.providers.base import (
+    LOOKUP_PAGE_SIZE,
+    Lookup,
+    OutboundMessage,
+    ProviderMessage,
+    ProviderResult,
+    ProviderStatus,
+    collect_lookup,
+)
 from workers.providers.errors import error_from_response
-from workers.providers.twilio import WHATSAPP_PREFIX, create_params
+from workers.providers.twilio import WHATSAPP_PREFIX, create_params, lookup_sender
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +75,10 @@ MAGIC_NUMBERS: Mapping[str, tuple[int, str]] = {
 }
 FAULT_CODES: Mapping[int, int] = {429: 20429, 500: 20500, 503: 20503}
 MAX_BODY = 1600
+# The read API's page sizes, as Twilio's: 50 unless asked, at most 1,000.
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+PAGE_TOKEN_PREFIX = "PA"  # noqa: S105 -- a page token, Twilio's prefix, no secret
 
 # Status callbacks: a few threads, and retries spread over ~8 s so a receiving API that
 # restarts still gets them.
@@ -90,8 +114,36 @@ def twilio_error(status: int, code: int, message: str) -> tuple[int, dict[str, A
     }
 
 
+RFC2822 = "%a, %d %b %Y %H:%M:%S +0000"
+
+
+def _rfc2822(moment: datetime) -> str:
+    return moment.strftime(RFC2822)
+
+
 def _rfc2822_now() -> str:
-    return datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    return _rfc2822(datetime.now(UTC))
+
+
+def parse_date_filter(value: str) -> tuple[datetime, bool]:
+    """A ``DateSent`` filter value: ``YYYY-MM-DD`` (a whole day, GMT) or the SDK's
+    ``YYYY-MM-DDTHH:MM:SSZ``. Returns (moment, date_only); ValueError if neither."""
+    text = value.strip()
+    if len(text) == 10:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC), True
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC), False
+
+
+def _rates(name: str, error_rates: Mapping[int, float]) -> dict[int, float]:
+    rates = {int(status): float(p) for status, p in error_rates.items()}
+    for status, p in rates.items():
+        if not 400 <= status <= 599:
+            raise ValueError(f"{name}: {status} is not an HTTP error status")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name}: {status}: {p} is not a probability")
+    if sum(rates.values()) > 1.0 + 1e-9:
+        raise ValueError(f"{name}: probabilities add up to more than 1")
+    return rates
 
 
 _T = TypeVar("_T")
@@ -126,8 +178,12 @@ class _Record:
     data: dict[str, Any]
     form: dict[str, str]
     outcome: _Outcome
-    settle_at: float  # when a message without callbacks reaches its final status
+    created_at: datetime  # wall clock, for the read API's date filters and order
+    sent_at: float  # monotonic: when Twilio's queue releases it (status "sent")
+    settle_at: float  # monotonic: when it reaches its final status
     tracked: bool  # statuses advance through scheduled callbacks
+    seq: int = 0  # creation order, the read API's tie-break
+    date_sent: datetime | None = None
 
 
 @dataclass(order=True, slots=True)
@@ -241,6 +297,9 @@ class SimulatorCore:
         deliver_callbacks: bool = True,
         seed: int | None = None,
         callback_threads: int = CALLBACK_THREADS,
+        queue_delay: float = 0.05,
+        answer_delay: float = 0.0,
+        read_error_rates: Mapping[int, float] | None = None,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
@@ -252,11 +311,17 @@ class SimulatorCore:
             "latency": latency,
             "deliver_callbacks": deliver_callbacks,
             "callback_delay": callback_delay,
+            "queue_delay": queue_delay,
+            "answer_delay": answer_delay,
+            "read_error_rates": dict(read_error_rates or {}),
         }
         self.error_rates: dict[int, float] = {}
+        self.read_error_rates: dict[int, float] = {}
         self.latency = 0.0
         self.deliver_callbacks = True
         self.callback_delay = 0.05
+        self.queue_delay = 0.05
+        self.answer_delay = 0.0
         self.configure(**self._initial_config)
         self._dispatcher = _CallbackDispatcher(callback_threads)
         self._generation = 0
@@ -271,18 +336,23 @@ class SimulatorCore:
         latency: float | None = None,
         deliver_callbacks: bool | None = None,
         callback_delay: float | None = None,
+        queue_delay: float | None = None,
+        answer_delay: float | None = None,
+        read_error_rates: Mapping[int, float] | None = None,
     ) -> None:
-        """Change behaviour at run time; arguments left ``None`` keep their value."""
+        """Change behaviour at run time; arguments left ``None`` keep their value.
+
+        ``error_rates`` apply to creating messages, ``read_error_rates`` to the read API.
+        """
         if error_rates is not None:
-            rates = {int(status): float(p) for status, p in error_rates.items()}
-            for status, p in rates.items():
-                if not 400 <= status <= 599:
-                    raise ValueError(f"error_rates: {status} is not an HTTP error status")
-                if not 0.0 <= p <= 1.0:
-                    raise ValueError(f"error_rates: {status}: {p} is not a probability")
-            if sum(rates.values()) > 1.0 + 1e-9:
-                raise ValueError("error_rates: probabilities add up to more than 1")
-            self.error_rates = rates
+            self.error_rates = _rates("error_rates", error_rates)
+        if read_error_rates is not None:
+            self.read_error_rates = _rates("read_error_rates", read_error_rates)
+        for name, value in (("queue_delay", queue_delay), ("answer_delay", answer_delay)):
+            if value is not None:
+                if value < 0:
+                    raise ValueError(f"{name} must not be negative")
+                setattr(self, name, float(value))
         if latency is not None:
             if latency < 0:
                 raise ValueError("latency must not be negative")
@@ -300,6 +370,9 @@ class SimulatorCore:
             "latency": self.latency,
             "deliver_callbacks": self.deliver_callbacks,
             "callback_delay": self.callback_delay,
+            "queue_delay": self.queue_delay,
+            "answer_delay": self.answer_delay,
+            "read_error_rates": dict(self.read_error_rates),
         }
 
     def _clear_state(self) -> None:
@@ -313,6 +386,9 @@ class SimulatorCore:
             self._accepted_by_to: Counter[str] = Counter()
             self._records: dict[str, _Record] = {}
             self._order: list[str] = []
+            self._by_to: dict[str, list[str]] = {}
+            self._reads = 0
+            self._reads_refused: Counter[int] = Counter()
             self._outcomes: dict[str, _Outcome] = {}
             self._forced: dict[str, _ForcedError] = {}
             self._callbacks_delivered = 0
@@ -405,6 +481,8 @@ class SimulatorCore:
                 "callbacks_failed": self._callbacks_failed,
                 "callbacks_refused": self._callbacks_refused,
                 "callbacks_pending": self._dispatcher.pending(),
+                "reads": self._reads,
+                "reads_refused": {str(k): v for k, v in sorted(self._reads_refused.items())},
                 "config": self.config(),
             }
 
@@ -450,14 +528,19 @@ class SimulatorCore:
     ) -> tuple[int, dict[str, Any]]:
         """``POST /2010-04-01/Accounts/{account_sid}/Messages.json``: (HTTP status, JSON).
 
-        The HTTP server sleeps the configured latency itself (without blocking its event
-        loop) and passes ``simulate_latency=False``.
+        The message is stored before the answer leaves: ``answer_delay`` later (the window
+        in which a client that dies or times out does not know it was accepted). The HTTP
+        server sleeps the latency and the answer delay itself (without blocking its event
+        loop) and passes ``simulate_latency=False``. No callback is posted for the initial
+        status; the first is ``sent``, when the queue releases the message.
         """
         if simulate_latency and self.latency:
             time.sleep(self.latency)
         status, payload, record = self._create(account_sid, auth, form)
         if record is not None and record.tracked:
-            self._dispatcher.schedule(self.callback_delay, lambda: self._advance(record))
+            self._dispatcher.schedule(self.queue_delay, lambda: self._advance(record))
+        if simulate_latency and record is not None and self.answer_delay:
+            time.sleep(self.answer_delay)
         return status, payload
 
     def _create(
@@ -528,11 +611,12 @@ class SimulatorCore:
             return twilio_error(400, code, text.format(to=to))
         return None
 
-    def _draw_fault(self) -> int | None:
-        if not self.error_rates:
+    def _draw_fault(self, rates: Mapping[int, float] | None = None) -> int | None:
+        rates = self.error_rates if rates is None else rates
+        if not rates:
             return None
         draw = self._rng.random()
-        for status, probability in sorted(self.error_rates.items()):
+        for status, probability in sorted(rates.items()):
             if draw < probability:
                 return status
             draw -= probability
@@ -543,7 +627,8 @@ class SimulatorCore:
         sid = "SM" + uuid.uuid4().hex
         to = form["To"].strip()
         service = form.get("MessagingServiceSid") or None
-        now = _rfc2822_now()
+        created = datetime.now(UTC)
+        now = _rfc2822(created)
         uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}.json"
         data: dict[str, Any] = {
             "account_sid": account_sid,
@@ -569,31 +654,42 @@ class SimulatorCore:
         }
         outcome = _lookup(self._outcomes, to) or _Outcome("delivered", None)
         tracked = bool(form.get("StatusCallback")) and self.deliver_callbacks
+        released = time.monotonic() + self.queue_delay
         record = _Record(
             data=data,
             form=dict(form),
             outcome=outcome,
-            settle_at=time.monotonic() + 2 * self.callback_delay,
+            created_at=created,
+            sent_at=released,
+            settle_at=released + self.callback_delay,
             tracked=tracked,
+            seq=len(self._order),
         )
         self._records[sid] = record
         self._order.append(sid)
+        self._by_to.setdefault(to, []).append(sid)
         self._accepted += 1
         self._accepted_by_to[to] += 1
         return record
 
     def _settle(self, record: _Record) -> None:
-        """Move an untracked message to its final status once its time has come. Holds the lock."""
+        """Move an untracked message along its life as its times come. Holds the lock."""
         if record.tracked or record.data["status"] in FINAL_STATUSES:
             return
-        if time.monotonic() >= record.settle_at:
-            self._set_status(record, record.outcome.final_status)
+        now = time.monotonic()
+        final = record.outcome.final_status
+        if now >= record.settle_at or (now >= record.sent_at and final == "failed"):
+            self._set_status(record, final)
+        elif now >= record.sent_at and record.data["status"] in ("queued", "accepted"):
+            self._set_status(record, "sent")
 
     def _set_status(self, record: _Record, status: str) -> None:
         data = record.data
         data["status"] = status
-        data["date_updated"] = _rfc2822_now()
-        if status == "sent":
+        moment = datetime.now(UTC)
+        data["date_updated"] = _rfc2822(moment)
+        if status in ("sent", "delivered", "undelivered") and record.date_sent is None:
+            record.date_sent = moment
             data["date_sent"] = data["date_updated"]
             if data["from"] is None:
                 data["from"] = SERVICE_SENDER
@@ -604,9 +700,10 @@ class SimulatorCore:
         self, account_sid: str, auth: tuple[str, str] | None, sid: str
     ) -> tuple[int, dict[str, Any]]:
         """``GET /2010-04-01/Accounts/{account_sid}/Messages/{sid}.json``."""
-        if auth != (self.account_sid, self.auth_token):
-            return twilio_error(401, 20003, "Authenticate")
-        message = self.message(sid) if account_sid == self.account_sid else None
+        refused = self._read_refusal(account_sid, auth, f"Messages/{sid}.json")
+        if refused is not None:
+            return refused
+        message = self.message(sid)
         if message is None:
             return twilio_error(
                 404,
@@ -615,6 +712,100 @@ class SimulatorCore:
                 f"{sid}.json was not found",
             )
         return 200, message
+
+    def _read_refusal(
+        self, account_sid: str, auth: tuple[str, str] | None, resource: str
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Authentication, the account, then an injected read fault, as Twilio checks."""
+        with self._lock:
+            self._reads += 1
+            answer: tuple[int, dict[str, Any]] | None = None
+            if auth != (self.account_sid, self.auth_token):
+                answer = twilio_error(401, 20003, "Authenticate")
+            elif account_sid != self.account_sid:
+                answer = twilio_error(
+                    404,
+                    20404,
+                    f"The requested resource /{API_VERSION}/Accounts/{account_sid}/{resource} "
+                    "was not found",
+                )
+            else:
+                fault = self._draw_fault(self.read_error_rates)
+                if fault is not None:
+                    code = FAULT_CODES.get(fault, 20500 if fault >= 500 else fault)
+                    text = (
+                        "Too Many Requests" if fault == 429 else "Service temporarily unavailable"
+                    )
+                    answer = twilio_error(fault, code, text)
+            if answer is not None:
+                self._reads_refused[answer[0]] += 1
+            return answer
+
+    def list_messages(
+        self, account_sid: str, auth: tuple[str, str] | None, query: Mapping[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        """``GET /2010-04-01/Accounts/{account_sid}/Messages.json``: Twilio's filters ``To``,
+        ``From``, ``DateSent``, ``DateSent<``, ``DateSent>``; ``PageSize`` (50, at most 1,000)
+        and ``PageToken`` paging through ``next_page_uri``; most recent first."""
+        refused = self._read_refusal(account_sid, auth, "Messages.json")
+        if refused is not None:
+            return refused
+        try:
+            size = int(query.get("PageSize") or DEFAULT_PAGE_SIZE)
+            dates = {
+                key: parse_date_filter(query[key])
+                for key in ("DateSent", "DateSent<", "DateSent>")
+                if query.get(key)
+            }
+        except ValueError:
+            return twilio_error(400, 20001, "Invalid PageSize or DateSent parameter")
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            return twilio_error(400, 20001, f"PageSize must be between 1 and {MAX_PAGE_SIZE}")
+        to, sender = query.get("To", "").strip(), query.get("From", "").strip()
+        with self._lock:
+            sids = self._by_to.get(to, []) if to else self._order
+            chosen = []
+            for sid in sids:
+                record = self._records[sid]
+                self._settle(record)
+                if sender and record.data["from"] != sender:
+                    continue
+                if dates and not _date_sent_matches(record.date_sent, dates):
+                    continue
+                chosen.append(record)
+            chosen.sort(key=lambda r: (r.created_at, r.seq), reverse=True)
+            start = 0
+            token = query.get("PageToken", "")
+            if token:
+                after = token.removeprefix(PAGE_TOKEN_PREFIX)
+                positions = [i for i, r in enumerate(chosen) if r.data["sid"] == after]
+                if not token.startswith(PAGE_TOKEN_PREFIX) or not positions:
+                    return twilio_error(400, 20001, "Invalid PageToken")
+                start = positions[0] + 1
+            page = [dict(r.data) for r in chosen[start : start + size]]
+            more = start + size < len(chosen)
+        number = int(query.get("Page") or 0) if (query.get("Page") or "0").isdigit() else 0
+        base = f"/{API_VERSION}/Accounts/{account_sid}/Messages.json"
+        filters = {k: v for k, v in query.items() if k in ("To", "From", *dates) and v}
+
+        def uri(extra: Mapping[str, str | int]) -> str:
+            return base + "?" + urlencode({**filters, "PageSize": size, **extra})
+
+        return 200, {
+            "messages": page,
+            "start": start,
+            "end": start + max(len(page), 1) - 1,
+            "page": number,
+            "page_size": size,
+            "uri": uri({"Page": number, **({"PageToken": token} if token else {})}),
+            "first_page_uri": uri({"Page": 0}),
+            "previous_page_uri": None,
+            "next_page_uri": (
+                uri({"Page": number + 1, "PageToken": PAGE_TOKEN_PREFIX + page[-1]["sid"]})
+                if more and page
+                else None
+            ),
+        }
 
     # --- status callbacks ---------------------------------------------------------------
 
@@ -767,6 +958,24 @@ class SimulatorCore:
         return response.status_code, response.text
 
 
+def _date_sent_matches(
+    date_sent: datetime | None, filters: Mapping[str, tuple[datetime, bool]]
+) -> bool:
+    """Twilio's ``DateSent`` filters: ``DateSent`` the same GMT day, ``DateSent>`` on or
+    after the moment (midnight for a bare date), ``DateSent<`` on or before it. A message
+    not yet sent has no ``date_sent`` and matches none of them."""
+    if date_sent is None:
+        return False
+    for key, (moment, _date_only) in filters.items():
+        if key == "DateSent" and date_sent.date() != moment.date():
+            return False
+        if key == "DateSent>" and date_sent < moment:
+            return False
+        if key == "DateSent<" and date_sent > moment:
+            return False
+    return True
+
+
 # Keyword arguments of ``client.messages.create`` -> the form fields the SDK sends.
 _SDK_FORM_NAMES = {
     "to": "To",
@@ -819,3 +1028,47 @@ class SimulatorProvider:
             raise error_from_response(int(payload.get("code", status)), status)
         code = payload.get("error_code")
         return ProviderStatus(str(payload["status"]), int(code) if code else None)
+
+    def messages_to(
+        self, to: str, since: datetime, *, pace: Callable[[], object] | None = None
+    ) -> Lookup:
+        sender, keep = lookup_sender(
+            to, from_number=self.from_number, messaging_service_sid=self.messaging_service_sid
+        )
+        query = {"To": to, "PageSize": str(LOOKUP_PAGE_SIZE)}
+        if sender:
+            query["From"] = sender
+
+        def pages() -> Iterator[list[ProviderMessage]]:
+            token = ""
+            while True:
+                if pace:
+                    pace()
+                status, payload = self.core.list_messages(
+                    self.account_sid,
+                    self._auth,
+                    {**query, **({"PageToken": token} if token else {})},
+                )
+                if status != 200:
+                    raise error_from_response(int(payload.get("code", status)), status)
+                yield [message_from_json(m) for m in payload["messages"]]
+                if not payload["next_page_uri"]:
+                    return
+                token = PAGE_TOKEN_PREFIX + payload["messages"][-1]["sid"]
+
+        return collect_lookup(pages(), since, keep)
+
+
+def message_from_json(data: Mapping[str, Any]) -> ProviderMessage:
+    """A message of the read API's JSON (Twilio's shape) as the provider interface has it."""
+    code = data.get("error_code")
+    return ProviderMessage(
+        sid=str(data["sid"]),
+        to=str(data["to"]),
+        sender=data.get("from") or None,
+        messaging_service_sid=data.get("messaging_service_sid") or None,
+        body=str(data.get("body") or ""),
+        status=str(data["status"]),
+        error_code=int(code) if code else None,
+        created_at=datetime.strptime(str(data["date_created"]), RFC2822).replace(tzinfo=UTC),
+    )

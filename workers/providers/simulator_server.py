@@ -52,6 +52,9 @@ class ConfigBody(BaseModel):
     latency: float | None = None
     deliver_callbacks: bool | None = None
     callback_delay: float | None = None
+    queue_delay: float | None = None
+    answer_delay: float | None = None
+    read_error_rates: dict[int, float] | None = None
 
 
 class ResetBody(BaseModel):
@@ -98,9 +101,24 @@ def create_simulator_app(core: SimulatorCore) -> FastAPI:
             form,
             simulate_latency=False,
         )
+        if status == 201 and core.answer_delay:
+            # Stored and on its way; the answer leaves later (the in-doubt window).
+            await asyncio.sleep(core.answer_delay)
+        return _json(status, payload)
+
+    async def list_messages(request: Request) -> Response:
+        if core.latency:
+            await asyncio.sleep(core.latency)
+        status, payload = core.list_messages(
+            request.path_params["account_sid"],
+            basic_auth(request.headers.get("authorization")),
+            dict(request.query_params),
+        )
         return _json(status, payload)
 
     async def get_message(request: Request) -> Response:
+        if core.latency:
+            await asyncio.sleep(core.latency)
         status, payload = core.get_message(
             request.path_params["account_sid"],
             basic_auth(request.headers.get("authorization")),
@@ -109,6 +127,7 @@ def create_simulator_app(core: SimulatorCore) -> FastAPI:
         return _json(status, payload)
 
     app.add_route(MESSAGES_PATH, create_message, methods=["POST"])
+    app.add_route(MESSAGES_PATH, list_messages, methods=["GET"])
     app.add_route(MESSAGE_PATH, get_message, methods=["GET"])
 
     @app.get("/healthz")

@@ -11,24 +11,33 @@ of every request URL and leaves the path, query and body exactly as the SDK buil
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.base import values
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
 from workers.providers.base import (
+    LOOKUP_PAGE_SIZE,
     ErrorKind,
+    Lookup,
     OutboundMessage,
     ProviderError,
+    ProviderMessage,
     ProviderResult,
     ProviderStatus,
+    collect_lookup,
 )
 from workers.providers.errors import describe, error_from_response
 
@@ -66,6 +75,26 @@ def create_params(
     if message.validity_period is not None:
         params["validity_period"] = message.validity_period
     return params
+
+
+def lookup_sender(
+    to: str, *, from_number: str | None, messaging_service_sid: str | None
+) -> tuple[str | None, Callable[[ProviderMessage], bool]]:
+    """How to find our own messages to ``to`` in the read API: the ``From`` filter to ask
+    with (None with a messaging service, whose queued messages have no sender yet) and the
+    test a listed message must pass to be ours."""
+    if messaging_service_sid:
+        return None, lambda m: m.messaging_service_sid == messaging_service_sid
+    sender = from_number or ""
+    if to.startswith(WHATSAPP_PREFIX) and not sender.startswith(WHATSAPP_PREFIX):
+        sender = WHATSAPP_PREFIX + sender
+    return sender, lambda m: m.sender == sender
+
+
+def _aware(moment: datetime | None) -> datetime:
+    if moment is None:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class BaseUrlHttpClient(TwilioHttpClient):
@@ -209,8 +238,70 @@ class TwilioProvider:
             raise _network_error(exc) from None
         return ProviderStatus(str(message.status), _int_or_none(message.error_code))
 
+    def messages_to(
+        self, to: str, since: datetime, *, pace: Callable[[], object] | None = None
+    ) -> Lookup:
+        sender, keep = lookup_sender(
+            to, from_number=self.from_number, messaging_service_sid=self.messaging_service_sid
+        )
+
+        def pages() -> Iterator[list[ProviderMessage]]:
+            if pace:
+                pace()
+            page: Any = self._read(
+                lambda: self._messages.page(
+                    to=to, from_=sender or values.unset, page_size=LOOKUP_PAGE_SIZE
+                )
+            )
+            while page is not None:
+                yield [_message_from_sdk(m) for m in page]
+                if not page.next_page_url:
+                    return
+                if pace:
+                    pace()
+                page = self._read(page.next_page)
+
+        return collect_lookup(pages(), since, keep)
+
+    @staticmethod
+    def _read(call: Callable[[], Any]) -> Any:
+        """One read API request, its failures as :class:`ProviderError` (never the URL,
+        which holds the number)."""
+        try:
+            return call()
+        except (TwilioRestException, TwilioServiceException) as exc:
+            raise error_from_response(_int_or_none(exc.code), _int_or_none(exc.status)) from None
+        except TwilioException as exc:
+            # A list page that is not a 200: the SDK raises this with the response attached.
+            response = exc.args[1] if len(exc.args) > 1 else None
+            status = getattr(response, "status_code", None)
+            code = None
+            with contextlib.suppress(ValueError, AttributeError):
+                code = json.loads(getattr(response, "text", "") or "{}").get("code")
+            raise error_from_response(_int_or_none(code), _int_or_none(status)) from None
+        except requests.RequestException as exc:
+            raise _network_error(exc) from None
+        except ValueError:
+            raise ProviderError(
+                "The provider's answer is not a Twilio message list (check the base URL)",
+                kind=ErrorKind.CONFIGURATION,
+            ) from None
+
     def close(self) -> None:
         self.http_client.close()
+
+
+def _message_from_sdk(message: Any) -> ProviderMessage:
+    return ProviderMessage(
+        sid=str(message.sid),
+        to=str(message.to),
+        sender=str(message.from_) if message.from_ else None,
+        messaging_service_sid=message.messaging_service_sid or None,
+        body=str(message.body or ""),
+        status=str(message.status),
+        error_code=_int_or_none(message.error_code),
+        created_at=_aware(message.date_created),
+    )
 
 
 def _network_error(exc: requests.RequestException) -> ProviderError:

@@ -74,7 +74,7 @@ def test_one_client_one_session_reused(
 def test_fetch_through_the_sdk_sees_the_status_advance(
     sim: SimulatorCore, sim_server: SimulatorServer
 ) -> None:
-    sim.configure(callback_delay=0.0)
+    sim.configure(callback_delay=0.0, queue_delay=0.0)
     gateway = provider(sim_server.url)
     sid = gateway.send(OutboundMessage(1, LAO_MOBILE, "hello")).sid
     fetched = gateway.client.messages(sid).fetch()
