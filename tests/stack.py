@@ -80,15 +80,23 @@ class ApiServer:
 
 class Stack:
     def __init__(
-        self, tmp_path: Path, *, db: str = "postgresql", env: dict[str, str] | None = None
+        self,
+        tmp_path: Path,
+        *,
+        db: str = "postgresql",
+        env: dict[str, str] | None = None,
+        sim: dict[str, Any] | None = None,
     ) -> None:
+        """``sim``: the simulator's configuration (``queue_delay``, ``answer_delay``...)."""
         self.tmp_path = tmp_path
         self.db_kind = db
         self.redis = redis_client()
         self.redis.flushdb()
         self._db = migrated_database(db, str(tmp_path))
         self.database_url, self.engine = self._db.__enter__()
-        self.core = SimulatorCore(ACCOUNT_SID, AUTH_TOKEN, callback_delay=0.05)
+        self.core = SimulatorCore(
+            ACCOUNT_SID, AUTH_TOKEN, **{"callback_delay": 0.05, **(sim or {})}
+        )
         self.sim = SimulatorServer(self.core).start()
         self.env = {
             **os.environ,

@@ -85,6 +85,10 @@ KNOWN_BODIES: dict[str, list[dict[str, object]]] = {
         {"phone": "+1 202 555 0101", "communities": ["nowhere"]},
         {"phone": "020 5555 0405", "name": "nul\x00"},
     ],
+    "POST /api/v1/cap/mappings": [
+        {"kind": "geocode", "value": "LA-BK", "community": "bokeo"},
+        {"kind": "name", "value": "Bokeo", "community": "nowhere"},
+    ],
     "POST /api/v1/contacts/import": [
         {"file": b"phone,name,communities\n020 5555 0406,Known,bokeo\n0000,bad\n"},
         {"file": b"phone;name\n020 5555 0407;nul\x00\n"},

@@ -1,9 +1,12 @@
 """The promise under real faults: exactly one provider request per recipient, nothing lost.
 
 Real worker and scheduler processes on real Redis and PostgreSQL, the HTTP simulator spoken
-to by the real twilio SDK. Faults are real: kill -9, FLUSHALL, a Redis restart, a
-PostgreSQL restart, 429/500 storms, a STOP arriving mid-campaign. Every service is
-restored after its test. The counts each test measured are printed (pytest -s shows them).
+to by the real twilio SDK, with Twilio's timing: no callback for the initial status, ``sent``
+only when its queue releases the message (after the in-doubt age here, so a send cut short
+is settled by asking the read API, not by a callback), and the answer leaving after the
+message is stored. Faults are real: kill -9, FLUSHALL, a Redis restart, a PostgreSQL
+restart, 429/500 storms, a STOP arriving mid-campaign. Every service is restored after its
+test. The counts each test measured are printed (pytest -s shows them).
 """
 
 from __future__ import annotations
@@ -34,14 +37,18 @@ FAST_RECOVERY = {
     "RISKCAST_VISIBILITY_TIMEOUT": "10",
     "RISKCAST_RECONCILE_INTERVAL": "1",
     "RISKCAST_SENDING_TIMEOUT": "8",
+    "RISKCAST_TWILIO_TIMEOUT": "4",  # in doubt after max(8, 4 + 3) = 8 s
     "RISKCAST_RETRY_BASE": "0.3",
     "RISKCAST_CONFIRM_AFTER": "10",
+    "RISKCAST_LOOKUP_RATE": "50",
 }
+# Twilio's queue releases a message (its first callback, "sent") after the in-doubt age.
+TWILIO_TIMING = {"queue_delay": 10.0, "answer_delay": 0.02}
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(tmp_path, db="postgresql", env=FAST_RECOVERY)
+    s = Stack(tmp_path, db="postgresql", env=FAST_RECOVERY, sim=TWILIO_TIMING)
     try:
         yield s
     except BaseException:
