@@ -5,11 +5,16 @@ the real twilio SDK over HTTP, and in-process where the gateway allows."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from providers_testkit import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -223,3 +228,48 @@ def test_messages_to_pages_back_to_the_window_only(
     found = provider.messages_to(LAO_MOBILE, datetime.now(UTC) - timedelta(minutes=1))
     assert found.complete and found.requests == 2 and len(found.messages) == 130
     assert sim.stats()["reads"] - reads == 2
+
+
+def test_riskcast_simulator_takes_its_timing_from_flags_and_the_environment() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(
+        os.environ,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        RISKCAST_SIMULATOR_ANSWER_DELAY="0.3",
+        RISKCAST_LOG_LEVEL="WARNING",
+    )
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "workers.cli", "simulator", "--port", str(port)),
+            *("--queue-delay", "45", "--read-rate-500", "0.25"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        config = requests.get(f"{url}/_sim/stats", timeout=5).json()["config"]
+        assert (config["queue_delay"], config["answer_delay"]) == (45.0, 0.3)
+        assert config["read_error_rates"] == {"500": 0.25}
+        provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM_NUMBER, base_url=url)
+        started = time.monotonic()
+        sid = provider.send(OutboundMessage(1, LAO_MOBILE, "hello")).sid
+        assert time.monotonic() - started >= 0.3
+        requests.post(f"{url}/_sim/config", json={"read_error_rates": {}}, timeout=5)
+        assert provider.fetch(sid).status == "queued"  # Twilio's queue holds it for 45 s
+        provider.close()
+    finally:
+        process.terminate()
+        process.wait(10)
