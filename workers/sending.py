@@ -39,6 +39,7 @@ from broadcaster.models import (
     Priority,
     SkipReason,
 )
+from broadcaster.models.base import UTCDateTime
 from broadcaster.phones import mask_phone
 from broadcaster.quiet import in_quiet_hours
 from broadcaster.runtime import Sessions
@@ -131,14 +132,16 @@ def _message_query() -> Select[Any]:
 
 @functools.cache
 def _fence_statement() -> Update:
-    """Still ours: ``sending``, no SID, and the claim we made (its ``sending_at``); the
-    claim's time moves to now, so the in-doubt age counts from the request leaving."""
+    """Still ours: ``sending``, no SID, and the very claim we made (its ``sending_at``: a
+    delivery put back by the reconciler and claimed by another worker is not); the claim's
+    time moves to now, so the in-doubt age counts from the request leaving."""
     return (
         update(Delivery)
         .where(
             Delivery.id == bindparam("delivery_id"),
             Delivery.state == DeliveryState.SENDING.value,
             Delivery.provider_sid.is_(None),
+            Delivery.sending_at == bindparam("claimed_at", type_=UTCDateTime()),
         )
         .values(sending_at=deliveries.now_param())
         .execution_options(synchronize_session=False)
@@ -168,6 +171,7 @@ class Prepared:
     message: OutboundMessage
     parts: int  # SMS segments: slots taken from the fleet-wide limiter
     campaign_rate: float | None  # the campaign's own limit, if it has one
+    claimed_at: datetime  # the claim's ``sending_at``
 
 
 def prepare(ctx: Context, session: Session, delivery_id: int) -> Prepared | Outcome:
@@ -226,7 +230,7 @@ def prepare(ctx: Context, session: Session, delivery_id: int) -> Prepared | Outc
         validity_period=validity,
     )
     parts = 1 if ctx.extras.get("ignore_segments") else max(1, row.parts or 1)
-    return Prepared(message, parts, row.send_rate)
+    return Prepared(message, parts, row.send_rate, now)
 
 
 def _recipient_zone(session: Session, delivery_id: int) -> str:
@@ -244,9 +248,9 @@ def _recipient_zone(session: Session, delivery_id: int) -> str:
     return zone or "UTC"
 
 
-def _still_mine(db: Sessions, delivery_id: int) -> bool:
+def _still_mine(db: Sessions, delivery_id: int, claimed_at: datetime) -> bool:
     with db.session() as session:
-        params = {"delivery_id": delivery_id, "now": utcnow()}
+        params = {"delivery_id": delivery_id, "now": utcnow(), "claimed_at": claimed_at}
         return bool(deliveries.run_move(session, _fence_statement(), params))
 
 
@@ -328,7 +332,9 @@ def send_one(
             prepared.parts,
             also=[(f"campaign:{campaign_id}", campaign_rate)] if campaign_rate else (),
         )
-        if time.monotonic() - claimed > FENCE_AFTER and not _still_mine(db, delivery_id):
+        if time.monotonic() - claimed > FENCE_AFTER and not _still_mine(
+            db, delivery_id, prepared.claimed_at
+        ):
             return Outcome.NOT_MINE
         result = ctx.provider.send(message)
     except ProviderError as err:

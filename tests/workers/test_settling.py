@@ -340,3 +340,33 @@ def test_collect_lookup_reads_back_past_since_and_no_further() -> None:
     ).complete
     mine = collect_lookup(pages(1), since, lambda m: m.sid.endswith("1"))
     assert [m.sid for m in mine.messages] == ["SM01"]
+
+
+def test_a_long_wait_never_sends_a_delivery_another_worker_claimed_since(
+    h: SettleHarness,
+) -> None:
+    """As above, and another worker has claimed the delivery again by the time the first
+    one's wait ends: the first one's claim is not that one, and it does not send."""
+    cid = h.launch([A])
+    delivery_id = h.delivery(cid, A).id
+    slow = MemoryRateLimiter(1.0)
+    slow.reserve(2)
+    h.ctx.limiter = slow
+    claims: list[Any] = []
+
+    def reconciler_then_another_worker() -> None:
+        time.sleep(0.3)
+        h.age(delivery_id, IN_DOUBT_AFTER + 10)
+        fast = replace(h.ctx, limiter=MemoryRateLimiter(10_000))
+        settle_in_doubt(fast)
+        with h.runtime.session() as s:
+            claims.append(prepare(fast, s, delivery_id))
+
+    thread = threading.Thread(target=reconciler_then_another_worker)
+    thread.start()
+    outcome = send_one(h.ctx, delivery_id, cid)
+    thread.join()
+    assert not isinstance(claims[0], Outcome)  # the second worker holds it now
+    assert outcome is Outcome.NOT_MINE
+    assert h.core.accepted_count == 0
+    assert state(h, delivery_id)[0] == "sending"
