@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from broadcaster.db import utcnow
-from broadcaster.models.base import UTCDateTime
+from broadcaster.models.base import UTCDateTime, table_of
 from broadcaster.models.delivery import RANK, TRANSITIONS, Delivery, DeliveryState
 
 # Twilio's message statuses -> ours. Anything the provider holds counts as sent.
@@ -46,7 +46,7 @@ PROVIDER_STATUS: dict[str, DeliveryState] = {
     "canceled": DeliveryState.FAILED,
 }
 
-DELIVERY: Table = Delivery.__table__  # type: ignore[assignment]
+DELIVERY: Table = table_of(Delivery)
 
 TERMINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets) | {
     DeliveryState.FAILED

@@ -38,6 +38,7 @@ from broadcaster.models import (
     Membership,
     TemplateVersion,
 )
+from broadcaster.models.base import table_of
 from broadcaster.quiet import in_quiet_hours
 from messages import TemplateError, choose_language, render, segments, variables_used
 
@@ -227,8 +228,8 @@ def _plan(
     wanted: Wanted = {}
     planned = []
     for row in rows:
-        contact_id, name, contact_language, timezone, _channel = row[:5]
-        community_name, community_language, community_timezone = row[5:8]
+        contact_id, name, contact_language, timezone, _channel = tuple(row)[:5]
+        community_name, community_language, community_timezone = tuple(row)[5:8]
         language = languages.get((contact_language, community_language))
         if language is None:
             language, _fell_back = choose_language(
@@ -250,9 +251,10 @@ def _plan(
         quiet = False
         if quiet_start is not None:
             zone = timezone or community_timezone
-            quiet = quiet_in.get(zone)  # type: ignore[assignment]
-            if quiet is None:
-                quiet = quiet_in[zone] = in_quiet_hours(now, zone, quiet_start, quiet_end)
+            known = quiet_in.get(zone)
+            if known is None:
+                known = quiet_in[zone] = in_quiet_hours(now, zone, quiet_start, quiet_end)
+            quiet = known
         planned.append((contact_id, digest, quiet))
     return planned, wanted
 
@@ -312,7 +314,7 @@ def _store_messages(
         return dict(rows.all())
     keys = ("digest", "language", "body", "encoding", "parts")
     inserted = session.connection().execute(
-        sqlite.insert(CampaignMessage.__table__)
+        sqlite.insert(table_of(CampaignMessage))
         .on_conflict_do_nothing()
         .returning(CampaignMessage.digest, CampaignMessage.id),
         [{"campaign_id": campaign_id, **dict(zip(keys, row, strict=True))} for row in new],
@@ -355,7 +357,7 @@ def _store_deliveries(
         rows.contact_ids, rows.message_ids, rows.channels, rows.states, rows.batches, strict=True
     )
     inserted = session.connection().execute(
-        sqlite.insert(Delivery.__table__)
+        sqlite.insert(table_of(Delivery))
         .on_conflict_do_nothing(
             index_elements=["campaign_id", "contact_id"], index_where=Delivery.fallback_of.is_(None)
         )

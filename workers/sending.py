@@ -109,7 +109,7 @@ def _claim_statement() -> Update:
 
 
 @functools.cache
-def _message_query() -> Select[Any]:
+def _message_query() -> Select[*tuple[Any, ...]]:
     return (
         select(
             Delivery.attempts,
