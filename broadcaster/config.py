@@ -225,10 +225,11 @@ class Settings(BaseSettings):
     @property
     def in_doubt_after(self) -> float:
         """Seconds after its claim a `sending` delivery with no SID is in doubt: the sending
-        timeout, but never before a request that left could still be answered (the SDK's
-        timeout), plus the longest a worker may take between re-confirming its claim and
-        sending (see ``workers.sending.FENCE_AFTER``) and a margin."""
-        return max(self.sending_timeout, self.twilio_timeout + 3.0)
+        timeout, but never before a request that left could still be answered. The SDK's
+        timeout holds for connecting and again for reading, so twice it, plus the longest a
+        worker goes from its claim to its request without re-confirming the claim
+        (``workers.sending.FENCE_AFTER``) and a margin."""
+        return max(self.sending_timeout, 2 * self.twilio_timeout + 3.0)
 
     @property
     def is_sqlite(self) -> bool:

@@ -41,6 +41,7 @@ PROVIDER_STATUS: dict[str, DeliveryState] = {
     "sent": DeliveryState.SENT,
     "delivered": DeliveryState.DELIVERED,
     "read": DeliveryState.DELIVERED,
+    "partially_delivered": DeliveryState.DELIVERED,
     "undelivered": DeliveryState.UNDELIVERED,
     "failed": DeliveryState.FAILED,
     "canceled": DeliveryState.FAILED,
@@ -130,7 +131,8 @@ def apply_provider_status(
     status (the usual case) is one UPDATE; "sent", and a report that moves nothing, are
     read first.
     """
-    target = PROVIDER_STATUS.get(status.lower())
+    # A status word we do not know, with a SID, still says the provider has the message.
+    target = PROVIDER_STATUS.get(status.lower(), DeliveryState.SENT if sid else None)
     if delivery_id is None and not sid:
         return None
     by_id = delivery_id is not None

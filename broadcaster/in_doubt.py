@@ -55,7 +55,6 @@ class Candidate:
     sending_at: datetime
     lookups: int
     looked_up_at: datetime | None
-    campaign_state: str
     valid_until: datetime | None
 
     @property
@@ -92,7 +91,6 @@ def candidates(
             Delivery.sending_at,
             Delivery.lookups,
             Delivery.looked_up_at,
-            Campaign.state.label("campaign_state"),
             Campaign.valid_until,
         )
         .join(CampaignMessage, CampaignMessage.id == Delivery.message_id)
@@ -185,30 +183,42 @@ def record_found(
 
 def record_absent(session: Session, candidate: Candidate, now: datetime) -> DeliveryState | None:
     """The provider provably does not have it: queue it again (its campaign cancelled:
-    skip it). Returns the new state, or None if something else moved it first."""
-    values: dict[str, Any] = {
-        "lookups": Delivery.lookups + 1,
-        "looked_up_at": now,
-        "lookup_note": _note("not at the provider: queued again"),
-    }
-    if candidate.campaign_state == CampaignState.CANCELLED.value:
-        values.update(
-            reason=SkipReason.CANCELLED.value,
-            finished_at=now,
-            lookup_note=_note("not at the provider; campaign cancelled"),
-        )
-        target = DeliveryState.SKIPPED
-    else:
-        values.update(batch=None, next_attempt_at=None)
-        target = DeliveryState.QUEUED
-    moved = deliveries.move(
-        session,
-        _same_claim(candidate),
-        target,
-        only_from=[DeliveryState.SENDING],
-        values=values,
+    skip it). Returns the new state, or None if something else moved it first.
+
+    The campaign's state is read by the UPDATE itself, not before the lookup: a cancel that
+    lands meanwhile is seen (and a cancel after it finds the delivery queued and skips it).
+    """
+    cancelled = Delivery.campaign_id.in_(
+        select(Campaign.id).where(Campaign.state == CampaignState.CANCELLED.value)
     )
-    return target if moved else None
+    noted = {"lookups": Delivery.lookups + 1, "looked_up_at": now}
+    if deliveries.move(
+        session,
+        and_(_same_claim(candidate), ~cancelled),
+        DeliveryState.QUEUED,
+        only_from=[DeliveryState.SENDING],
+        values={
+            **noted,
+            "batch": None,
+            "next_attempt_at": None,
+            "lookup_note": _note("not at the provider: queued again"),
+        },
+    ):
+        return DeliveryState.QUEUED
+    if deliveries.move(
+        session,
+        and_(_same_claim(candidate), cancelled),
+        DeliveryState.SKIPPED,
+        only_from=[DeliveryState.SENDING],
+        values={
+            **noted,
+            "reason": SkipReason.CANCELLED.value,
+            "finished_at": now,
+            "lookup_note": _note("not at the provider; campaign cancelled"),
+        },
+    ):
+        return DeliveryState.SKIPPED
+    return None
 
 
 def record_erased(session: Session, candidate: Candidate, now: datetime) -> bool:

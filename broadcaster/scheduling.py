@@ -142,6 +142,7 @@ def assign_batches(
         .where(
             Delivery.state == DeliveryState.QUEUED.value,
             Delivery.batch.is_(None),
+            Delivery.provider_sid.is_(None),
             or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
             Campaign.state.in_([CampaignState.SENDING.value, CampaignState.FANNING_OUT.value]),
         )

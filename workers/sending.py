@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, Update, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -214,6 +214,7 @@ def prepare(ctx: Context, session: Session, delivery_id: int) -> Prepared | Outc
             session,
             this,
             DeliveryState.FAILED,
+            only_from=[DeliveryState.SENDING],
             values={"reason": SkipReason.TOO_MANY_ATTEMPTS.value, "finished_at": now},
         )
         fallback.fall_back(session, delivery_id)
@@ -254,46 +255,75 @@ def _still_mine(db: Sessions, delivery_id: int, claimed_at: datetime) -> bool:
         return bool(deliveries.run_move(session, _fence_statement(), params))
 
 
-def record_sent(session: Session, delivery_id: int, sid: str) -> None:
+def record_sent(session: Session, delivery_id: int, sid: str, status: str = "queued") -> None:
     params = {"delivery_id": delivery_id, "sid": sid, "now": utcnow()}
     if not deliveries.run_move(session, _sent_statement(), params):
-        # A callback got here first and moved it further; keep the SID all the same.
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.provider_sid.is_(None))
-            .values(provider_sid=sid)
-            .execution_options(synchronize_session=False)
-        )
+        # A callback got here first and moved it further, or the delivery was put back
+        # (in doubt, settled as absent) while the answer was late: the provider has it, so
+        # record it as its report, which also takes it out of the queue.
+        deliveries.apply_provider_status(session, delivery_id=delivery_id, sid=sid, status=status)
+
+
+def _ours(delivery_id: int, claimed_at: datetime) -> ColumnElement[bool]:
+    """The delivery as this worker claimed it: still ``sending`` under the same claim, no
+    SID. Anything else (put back by the reconciler, claimed again) is not ours to move."""
+    return and_(
+        Delivery.id == delivery_id,
+        Delivery.sending_at == claimed_at,
+        Delivery.provider_sid.is_(None),
+    )
 
 
 def record_error(
-    ctx: Context, session: Session, delivery_id: int, campaign_id: int, err: ProviderError
+    ctx: Context,
+    session: Session,
+    delivery_id: int,
+    campaign_id: int,
+    err: ProviderError,
+    claimed_at: datetime,
 ) -> Outcome:
     now = utcnow()
-    this = Delivery.id == delivery_id
+    this = _ours(delivery_id, claimed_at)
+    row = session.execute(
+        select(Delivery.created_at, Delivery.attempts).where(
+            this, Delivery.state == DeliveryState.SENDING.value
+        )
+    ).first()
+    if err.code == OPTED_OUT_CODE:
+        # The provider says this person unsubscribed: true whoever holds the delivery now.
+        contact = session.scalar(
+            select(Contact)
+            .join(Delivery, Delivery.contact_id == Contact.id)
+            .where(Delivery.id == delivery_id)
+        )
+        if contact is not None:
+            contacts.opt_out(session, contact, source=ConsentSource.PROVIDER.value)
+    if row is None:
+        return Outcome.NOT_MINE
     fields: dict[str, object] = {
         "error_code": err.code or err.http_status,
         "error_message": str(err)[:500],
     }
+    sending = [DeliveryState.SENDING]
     if err.kind is ErrorKind.CONFIGURATION:
         deliveries.move(
             session,
             this,
             DeliveryState.QUEUED,
+            only_from=sending,
             values={**fields, "batch": None, "attempts": Delivery.attempts - 1},
         )
         campaigns.stop(session, campaign_id, error=f"provider configuration error: {err}")
         log.error("campaign %s stopped: %s", campaign_id, err)
         return Outcome.STOP
     if err.kind is ErrorKind.RETRYABLE:
-        created, attempts = session.execute(
-            select(Delivery.created_at, Delivery.attempts).where(this)
-        ).one()
+        created, attempts = row
         if now - created < MAX_RETRY_AGE and attempts < ctx.settings.max_attempts:
             deliveries.move(
                 session,
                 this,
                 DeliveryState.QUEUED,
+                only_from=sending,
                 values={
                     **fields,
                     "batch": None,
@@ -304,13 +334,13 @@ def record_error(
             return Outcome.RETRY
     if err.kind is ErrorKind.RETRYABLE:
         fields["reason"] = SkipReason.RETRIES_EXHAUSTED.value
-    deliveries.move(session, this, DeliveryState.FAILED, values={**fields, "finished_at": now})
-    if err.code == OPTED_OUT_CODE:
-        contact = session.scalar(
-            select(Contact).join(Delivery, Delivery.contact_id == Contact.id).where(this)
-        )
-        if contact is not None:
-            contacts.opt_out(session, contact, source=ConsentSource.PROVIDER.value)
+    deliveries.move(
+        session,
+        this,
+        DeliveryState.FAILED,
+        only_from=sending,
+        values={**fields, "finished_at": now},
+    )
     # A WhatsApp message refused for good goes again as one SMS (not to an opted-out person).
     fallback.fall_back(session, delivery_id)
     return Outcome.FAILED
@@ -326,15 +356,13 @@ def send_one(
     if isinstance(prepared, Outcome):
         return prepared
     message, campaign_rate = prepared.message, prepared.campaign_rate
-    claimed = time.monotonic()
     try:
         ctx.limiter.acquire(
             prepared.parts,
             also=[(f"campaign:{campaign_id}", campaign_rate)] if campaign_rate else (),
         )
-        if time.monotonic() - claimed > FENCE_AFTER and not _still_mine(
-            db, delivery_id, prepared.claimed_at
-        ):
+        waited = (utcnow() - prepared.claimed_at).total_seconds()
+        if waited > FENCE_AFTER and not _still_mine(db, delivery_id, prepared.claimed_at):
             return Outcome.NOT_MINE
         result = ctx.provider.send(message)
     except ProviderError as err:
@@ -352,20 +380,22 @@ def send_one(
             err,
         )
         with db.session() as session:
-            return record_error(ctx, session, delivery_id, campaign_id, err)
+            return record_error(ctx, session, delivery_id, campaign_id, err, prepared.claimed_at)
     except Exception:
         # Nothing reached the provider (the limiter or our own code failed): hand it back.
         with db.session() as session:
             deliveries.move(
                 session,
-                Delivery.id == delivery_id,
+                _ours(delivery_id, prepared.claimed_at),
                 DeliveryState.QUEUED,
                 only_from=[DeliveryState.SENDING],
                 values={"batch": None},
             )
         raise
     # The provider has the message: its SID must be written, even through a database blip.
-    with_db_retry(ctx, lambda session: record_sent(session, delivery_id, result.sid), db)
+    with_db_retry(
+        ctx, lambda session: record_sent(session, delivery_id, result.sid, result.status), db
+    )
     return Outcome.SENT
 
 

@@ -19,9 +19,12 @@ fleet-wide limiter (counted against the send rate and a read rate of its own).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
 
 from broadcaster import in_doubt
 from broadcaster.db import utcnow
@@ -32,6 +35,11 @@ from workers.providers.base import ErrorKind, Lookup, ProviderError, ProviderMes
 log = logging.getLogger(__name__)
 
 READS_SCHEDULE = "provider-reads"
+# A run stops after this many lookups in a row the provider did not answer (the read API
+# is down: asking the rest now only adds load and time), and once it has used half the
+# reconcile interval (the scheduler loop that runs it also starts campaigns). The first
+# lookup of a run always goes.
+FAILURES_IN_A_ROW = 3
 
 
 @dataclass
@@ -44,7 +52,8 @@ class SettleReport:
     postponed: int = 0
     requests: int = 0
     rate_limited: bool = False
-    notes: list[str] = field(default_factory=list)
+    # The run stopped early: the provider kept failing, or the run's time was up.
+    cut_short: str | None = None
 
     def __bool__(self) -> bool:
         return bool(self.found or self.requeued or self.unresolved or self.given_up or self.skipped)
@@ -77,10 +86,21 @@ def settle_in_doubt(ctx: Context, now: datetime | None = None) -> SettleReport:
         report.requests += 1
 
     live_cutoff = now - timedelta(seconds=settings.in_doubt_after)
-    for candidate in batch:
+    deadline = time.monotonic() + settings.reconcile_interval / 2
+    failures = 0
+    for position, candidate in enumerate(batch):
         if report.rate_limited:
+            report.cut_short = "the provider is rate-limiting reads"
             break
+        if failures >= FAILURES_IN_A_ROW:
+            report.cut_short = f"{failures} lookups in a row unanswered"
+            break
+        if position and time.monotonic() > deadline:
+            report.cut_short = "the run's time was up"
+            break
+        before = report.unresolved + report.given_up
         settle_one(ctx, candidate, pace, live_cutoff, report)
+        failures = failures + 1 if report.unresolved + report.given_up > before else 0
     if report:
         log.warning(
             "in doubt: %d found at the provider, %d queued again, %d still unresolved, "
@@ -91,7 +111,7 @@ def settle_in_doubt(ctx: Context, now: datetime | None = None) -> SettleReport:
             report.given_up,
             report.skipped,
             report.requests,
-            "; the provider is rate-limiting reads" if report.rate_limited else "",
+            f"; stopped early: {report.cut_short}" if report.cut_short else "",
         )
     return report
 
@@ -122,6 +142,26 @@ def settle_one(
             note = f"the provider refused the lookup: {err}"
         _unresolved(ctx, candidate, note, report)
         return
+    try:
+        unproven = _record_answer(ctx, candidate, lookup, live_cutoff, now, report)
+    except IntegrityError:
+        # Another delivery took that SID between our check and our write (a callback, a
+        # second reconciler): nothing was written; ask again next run.
+        report.postponed += 1
+        return
+    if unproven is not None:
+        _unresolved(ctx, candidate, unproven, report)
+
+
+def _record_answer(
+    ctx: Context,
+    candidate: in_doubt.Candidate,
+    lookup: Lookup,
+    live_cutoff: datetime,
+    now: datetime,
+    report: SettleReport,
+) -> str | None:
+    """Record what the lookup proved, in one transaction; or say why it proved nothing."""
     with ctx.runtime.session() as session:
         claimed = in_doubt.known_sids(session, [m.sid for m in lookup.messages])
         found = match(lookup, candidate.body, claimed)
@@ -130,7 +170,7 @@ def settle_one(
                 # The match could be the message another worker is sending to this person
                 # this very moment: ask again once that send has its SID.
                 report.postponed += 1
-                return
+                return None
             state = in_doubt.record_found(
                 session,
                 candidate,
@@ -140,17 +180,24 @@ def settle_one(
                 now=now,
             )
             report.found += state is not None
-            return
+            return None
         if not lookup.complete:
-            note = (
-                f"the provider's list of messages to this person is longer than "
-                f"{lookup.requests} pages; absence not proven"
+            return (
+                f"the provider's list of messages to this person took {lookup.requests} "
+                "pages; absence not proven"
             )
-        else:
-            if in_doubt.record_absent(session, candidate, now) is not None:
-                report.requeued += 1
-            return
-    _unresolved(ctx, candidate, note, report)
+        unexplained = [m for m in lookup.messages if m.sid not in claimed]
+        if unexplained:
+            # Ours, to this person, in the window, held by no delivery, with another text:
+            # perhaps this one, its body changed on the way (link shortening, smart
+            # encoding). Not proof of absence.
+            return (
+                f"the provider has {len(unexplained)} message(s) to this person since the "
+                "send with another text; absence not proven"
+            )
+        if in_doubt.record_absent(session, candidate, now) is not None:
+            report.requeued += 1
+        return None
 
 
 def _unresolved(

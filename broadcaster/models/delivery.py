@@ -11,6 +11,9 @@
                                                        quiet_hours_expired, cancelled,
                                                        duplicate_number)
     failed ──retry-failed (retryable codes only)──> queued
+    pending | queued ──> sent | delivered | undelivered | failed
+                       (a provider answer or callback for a delivery that was put back:
+                        the provider has the message after all; it is never sent again)
 
 ``pending`` waits for a condition (quiet hours, a paused campaign); ``queued`` has, or is
 about to get, a send task.
@@ -79,10 +82,18 @@ RANK: dict[str, int] = {
     DeliveryState.SKIPPED: 4,
 }
 
+# What the provider can report of a message it has.
+_REPORTED = (
+    DeliveryState.SENT,
+    DeliveryState.DELIVERED,
+    DeliveryState.UNDELIVERED,
+    DeliveryState.FAILED,
+)
+
 TRANSITIONS: dict[str, frozenset[str]] = {
-    DeliveryState.PENDING: frozenset({DeliveryState.QUEUED, DeliveryState.SKIPPED}),
+    DeliveryState.PENDING: frozenset({DeliveryState.QUEUED, DeliveryState.SKIPPED, *_REPORTED}),
     DeliveryState.QUEUED: frozenset(
-        {DeliveryState.SENDING, DeliveryState.PENDING, DeliveryState.SKIPPED}
+        {DeliveryState.SENDING, DeliveryState.PENDING, DeliveryState.SKIPPED, *_REPORTED}
     ),
     DeliveryState.SENDING: frozenset(
         {

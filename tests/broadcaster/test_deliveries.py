@@ -37,19 +37,34 @@ def test_only_one_of_two_claims_wins(session: Session) -> None:
 
 def test_a_move_the_diagram_forbids_changes_nothing(session: Session) -> None:
     d = _one_delivery(session)
-    # queued -> delivered skips sending and sent: not allowed
+    deliveries.move(session, Delivery.id == d.id, DeliveryState.SKIPPED)
+    # skipped is final: nothing moves it on
     assert deliveries.move(session, Delivery.id == d.id, DeliveryState.DELIVERED) == 0
-    assert _state(session, d.id) == "queued"
+    assert deliveries.move(session, Delivery.id == d.id, DeliveryState.QUEUED) == 0
+    assert _state(session, d.id) == "skipped"
 
 
 def test_only_from_cannot_widen_the_diagram(session: Session) -> None:
     d = _one_delivery(session)
-    # queued -> sent is not in the diagram: asking for it is a programming error
+    # skipped -> sent is not in the diagram: asking for it is a programming error
     with pytest.raises(ValueError, match="no state may move to sent"):
         deliveries.move(
-            session, Delivery.id == d.id, DeliveryState.SENT, only_from=[DeliveryState.QUEUED]
+            session, Delivery.id == d.id, DeliveryState.SENT, only_from=[DeliveryState.SKIPPED]
         )
     assert _state(session, d.id) == "queued"
+
+
+@pytest.mark.parametrize("status", ["queued", "sent", "delivered", "partially_delivered", "new"])
+def test_a_provider_report_for_a_queued_delivery_takes_it_out_of_the_queue(
+    session: Session, status: str
+) -> None:
+    """The provider has the message after all (a late answer, a callback, for a delivery
+    that was put back): it is recorded as the provider reports it and never sent again."""
+    d = _one_delivery(session)
+    state = deliveries.apply_provider_status(session, delivery_id=d.id, sid="SM7", status=status)
+    assert state in ("sent", "delivered")
+    row = session.get_one(Delivery, d.id, populate_existing=True)
+    assert (row.state, row.provider_sid) == (state, "SM7")
 
 
 def test_callbacks_move_forward_only_and_repeat_harmlessly(session: Session) -> None:

@@ -37,7 +37,7 @@ FAST_RECOVERY = {
     "RISKCAST_VISIBILITY_TIMEOUT": "10",
     "RISKCAST_RECONCILE_INTERVAL": "1",
     "RISKCAST_SENDING_TIMEOUT": "8",
-    "RISKCAST_TWILIO_TIMEOUT": "4",  # in doubt after max(8, 4 + 3) = 8 s
+    "RISKCAST_TWILIO_TIMEOUT": "2",  # in doubt after max(8, 2 x 2 + 3) = 8 s
     "RISKCAST_RETRY_BASE": "0.3",
     "RISKCAST_CONFIRM_AFTER": "10",
     "RISKCAST_LOOKUP_RATE": "50",

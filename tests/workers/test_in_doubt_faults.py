@@ -31,7 +31,7 @@ QUICK = {
     "RISKCAST_VISIBILITY_TIMEOUT": "10",
     "RISKCAST_RECONCILE_INTERVAL": "1",
     "RISKCAST_SENDING_TIMEOUT": "5",
-    "RISKCAST_TWILIO_TIMEOUT": "2",  # in doubt after max(5, 2 + 3) = 5 s
+    "RISKCAST_TWILIO_TIMEOUT": "1",  # in doubt after max(5, 2 x 1 + 3) = 5 s
     "RISKCAST_RETRY_BASE": "0.3",
     "RISKCAST_LOOKUP_RATE": "50",
 }

@@ -27,12 +27,12 @@ from tests import factories
 from tests.services import migrated_database
 from tests.workers.harness import Harness
 from workers.pipeline import reconcile, tick
-from workers.providers.base import Lookup, ProviderMessage, collect_lookup
+from workers.providers.base import Lookup, OutboundMessage, ProviderMessage, collect_lookup
 from workers.ratelimit import MemoryRateLimiter
-from workers.sending import FENCE_AFTER, Outcome, prepare, send_batch, send_one
+from workers.sending import FENCE_AFTER, Outcome, prepare, record_sent, send_batch, send_one
 from workers.settling import match, settle_in_doubt
 
-A, B, C = factories.lao_number(1), factories.lao_number(2), factories.lao_number(3)
+A, B, C, D = (factories.lao_number(n) for n in (1, 2, 3, 4))
 IN_DOUBT_AFTER = 30.0
 
 
@@ -322,7 +322,7 @@ def test_match_takes_the_oldest_unclaimed_message_with_the_same_body() -> None:
     assert match(found, "bye", set()) is None
 
 
-def test_collect_lookup_reads_back_past_since_and_no_further() -> None:
+def test_collect_lookup_proves_absence_only_with_the_whole_list_in_one_answer() -> None:
     since = utcnow() - timedelta(minutes=10)
     requested: list[int] = []
 
@@ -331,13 +331,17 @@ def test_collect_lookup_reads_back_past_since_and_no_further() -> None:
             requested.append(page)
             yield [message(f"SM{page}{i}", "x", page * 6 + i) for i in range(3)]
 
-    lookup = collect_lookup(pages(10), since, lambda m: True)
-    # page 0: 0-2 min ago; page 1: 6-8 min ago; page 2: 12-14 min ago, past since: stop
-    assert lookup.complete and lookup.requests == 3 and requested == [0, 1, 2]
-    assert len(lookup.messages) == 6
-    assert not collect_lookup(
-        pages(10), utcnow() - timedelta(days=1), lambda m: True, max_pages=2
-    ).complete
+    one = collect_lookup(pages(1), since, lambda m: True)
+    assert one.complete and one.requests == 1
+    assert [m.sid for m in one.messages] == ["SM00", "SM01", "SM02"]
+    # over two pages a message could move between them: found ones count, absence is not
+    # proven; and the list is read to its end whatever its order (no early stop on dates)
+    requested.clear()
+    two = collect_lookup(pages(2), since, lambda m: True)
+    assert not two.complete and two.requests == 2 and requested == [0, 1]
+    assert {m.sid for m in two.messages} == {"SM00", "SM01", "SM02", "SM10", "SM11", "SM12"}
+    capped = collect_lookup(pages(10), since, lambda m: True, max_pages=3)
+    assert not capped.complete and capped.requests == 3
     mine = collect_lookup(pages(1), since, lambda m: m.sid.endswith("1"))
     assert [m.sid for m in mine.messages] == ["SM01"]
 
@@ -370,3 +374,82 @@ def test_a_long_wait_never_sends_a_delivery_another_worker_claimed_since(
     assert outcome is Outcome.NOT_MINE
     assert h.core.accepted_count == 0
     assert state(h, delivery_id)[0] == "sending"
+
+
+def test_a_late_answer_for_a_delivery_put_back_takes_it_out_of_the_queue(
+    h: SettleHarness,
+) -> None:
+    """The reconciler proved absence and queued the delivery again; then the first
+    request's answer arrives after all (or its callback). The provider has it: it is
+    recorded as sent, never batched or sent again, and the campaign completes."""
+    cid = h.launch([A])
+    lost = h.claim(cid, A, request_leaves=False)
+    assert settle_in_doubt(h.ctx).requeued == 1
+    with h.runtime.session() as s:
+        record_sent(s, lost, "SMlate", "queued")
+    assert state(h, lost)[:2] == ("sent", "SMlate")
+    h.send_what_is_queued()
+    assert h.core.accepted_count == 0
+    with h.runtime.session() as s:
+        assert scheduling.assign_batches(s, utcnow(), batch_size=100) == []
+        assert campaigns.status(s, cid)["state"] == "completed"
+
+
+def test_unclaimed_message_with_another_text_is_not_proof_of_absence(h: SettleHarness) -> None:
+    """The provider holds a message of ours to this person, since the send, that no
+    delivery has, with a different text (Twilio shortened a link, say): not resent."""
+    cid = h.launch([A])
+    lost = h.claim(cid, A, request_leaves=False)
+    h.ctx.provider.send(OutboundMessage(999, A, "the same message, its link shortened"))
+    report = settle_in_doubt(h.ctx)
+    assert (report.requeued, report.unresolved) == (0, 1)
+    st, _sid, _reason, _lookups, note = state(h, lost)
+    assert st == "sending" and "another text" in note
+    assert h.core.accepted_count == 1
+
+
+def test_a_run_stops_after_three_unanswered_lookups(h: SettleHarness) -> None:
+    cid = h.launch([A, B, C, D])
+    for phone in (A, B, C, D):
+        h.claim(cid, phone, request_leaves=False)
+    h.core.configure(read_error_rates={500: 1.0})
+    report = settle_in_doubt(h.ctx)
+    assert report.unresolved == 3 and report.requests == 3
+    assert report.cut_short == "3 lookups in a row unanswered"
+
+
+class FailingLimiter(MemoryRateLimiter):
+    """Waits, then fails: Redis went away while the worker waited for its slot."""
+
+    def acquire(self, cost: int = 1, also: Any = ()) -> float:
+        time.sleep(1.5)
+        raise ConnectionError("Redis went away")
+
+
+def test_a_worker_whose_wait_failed_does_not_hand_back_another_workers_claim(
+    h: SettleHarness,
+) -> None:
+    cid = h.launch([A])
+    delivery_id = h.delivery(cid, A).id
+    h.ctx.limiter = FailingLimiter(1.0)
+    claims: list[Any] = []
+
+    def reconciler_then_another_worker() -> None:
+        time.sleep(0.3)
+        h.age(delivery_id, IN_DOUBT_AFTER + 10)
+        fast = replace(h.ctx, limiter=MemoryRateLimiter(10_000))
+        settle_in_doubt(fast)
+        with h.runtime.session() as s:
+            claims.append(prepare(fast, s, delivery_id))
+
+    thread = threading.Thread(target=reconciler_then_another_worker)
+    thread.start()
+    with pytest.raises(ConnectionError):
+        send_one(h.ctx, delivery_id, cid)
+    thread.join()
+    second = claims[0]
+    assert not isinstance(second, Outcome)
+    # still the second worker's claim, which it goes on to send: once
+    assert state(h, delivery_id)[0] == "sending"
+    with h.runtime.session() as s:
+        assert s.get_one(Delivery, delivery_id).sending_at == second.claimed_at

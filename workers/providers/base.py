@@ -60,17 +60,18 @@ class Lookup:
     """The messages to one address created since a moment, from this sender."""
 
     messages: tuple[ProviderMessage, ...]
-    # False when the page limit was reached before the list went back past ``since``:
-    # absence is then not proven.
+    # True only when the provider's whole list for this address came back in one answer:
+    # only then does a message missing from it prove the provider does not have it. A list
+    # read over several pages can miss a message that moved between them (Twilio orders by
+    # date sent, and a queued message gets its date while the pages are read).
     complete: bool
     requests: int
 
 
-# Pages of the read API a lookup may read: a person gets a few messages a day, so the
-# window of one in-doubt send fits in the first page; more pages than this is a sign of
-# something else (a shared test number), and absence is then not proven.
-LOOKUP_PAGE_SIZE = 100
-LOOKUP_MAX_PAGES = 5
+# A person gets a few messages a day: their whole list fits in one page of Twilio's largest
+# size. A longer list is still searched (a few pages) for a match, but cannot prove absence.
+LOOKUP_PAGE_SIZE = 1000
+LOOKUP_MAX_PAGES = 3
 
 
 def collect_lookup(
@@ -80,18 +81,19 @@ def collect_lookup(
     *,
     max_pages: int = LOOKUP_MAX_PAGES,
 ) -> Lookup:
-    """Read pages (most recent first) until one reaches back before ``since`` or the list
-    ends; keep the messages created since then that ``keep`` accepts (this sender's)."""
+    """Read the list (``pages`` requests each page lazily) and keep the messages created
+    since ``since`` that ``keep`` accepts (this sender's). No assumption is made about the
+    list's order: it is read to its end, or to ``max_pages``."""
     found: list[ProviderMessage] = []
     requests = 0
     for page in pages:
         requests += 1
         found += [m for m in page if m.created_at >= since and keep(m)]
-        if any(m.created_at < since for m in page):
-            return Lookup(tuple(found), complete=True, requests=requests)
         if requests >= max_pages:
-            return Lookup(tuple(found), complete=False, requests=requests)
-    return Lookup(tuple(found), complete=True, requests=requests)
+            break
+    else:
+        return Lookup(tuple(found), complete=requests == 1, requests=requests)
+    return Lookup(tuple(found), complete=False, requests=requests)
 
 
 class ProviderError(Exception):

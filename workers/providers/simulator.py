@@ -746,7 +746,8 @@ class SimulatorCore:
     ) -> tuple[int, dict[str, Any]]:
         """``GET /2010-04-01/Accounts/{account_sid}/Messages.json``: Twilio's filters ``To``,
         ``From``, ``DateSent``, ``DateSent<``, ``DateSent>``; ``PageSize`` (50, at most 1,000)
-        and ``PageToken`` paging through ``next_page_uri``; most recent first."""
+        and ``PageToken`` paging through ``next_page_uri``; by date sent, most recent first
+        (messages not yet sent last)."""
         refused = self._read_refusal(account_sid, auth, "Messages.json")
         if refused is not None:
             return refused
@@ -773,7 +774,13 @@ class SimulatorCore:
                 if dates and not _date_sent_matches(record.date_sent, dates):
                     continue
                 chosen.append(record)
-            chosen.sort(key=lambda r: (r.created_at, r.seq), reverse=True)
+            # Twilio's order: by date sent, most recent first. Where it puts messages not
+            # yet sent is not documented; here they come last, so a reader that stops early
+            # on dates misses them, as it could on Twilio.
+            chosen.sort(
+                key=lambda r: (r.date_sent is not None, r.date_sent or r.created_at, r.seq),
+                reverse=True,
+            )
             start = 0
             token = query.get("PageToken", "")
             if token:

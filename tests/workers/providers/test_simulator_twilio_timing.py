@@ -218,16 +218,30 @@ def test_messages_to_finds_only_this_senders_messages_in_the_window(
     assert later.messages == () and later.complete
 
 
-def test_messages_to_pages_back_to_the_window_only(
+def test_messages_to_reads_a_long_list_to_its_end_and_proves_nothing_from_it(
     sim: SimulatorCore, make_provider: ProviderFactory
 ) -> None:
+    sim.configure(queue_delay=600)
     provider = make_provider()
-    for n in range(130):  # more than one lookup page
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    for n in range(1001):  # one more than a page of Twilio's largest size
         provider.send(OutboundMessage(n, LAO_MOBILE, f"n{n}"))
     reads = sim.stats()["reads"]
-    found = provider.messages_to(LAO_MOBILE, datetime.now(UTC) - timedelta(minutes=1))
-    assert found.complete and found.requests == 2 and len(found.messages) == 130
-    assert sim.stats()["reads"] - reads == 2
+    found = provider.messages_to(LAO_MOBILE, since)
+    assert found.requests == 2 and sim.stats()["reads"] - reads == 2
+    assert len(found.messages) == 1001 and not found.complete
+
+
+def test_the_list_is_ordered_by_date_sent_with_queued_messages_last(
+    sim: SimulatorCore, sim_server: SimulatorServer
+) -> None:
+    client = sdk(sim_server)
+    sim.configure(queue_delay=600)
+    client.messages.create(to=LAO_MOBILE, from_=FROM_NUMBER, body="queued, newest")
+    sim.configure(queue_delay=0.0, callback_delay=600)
+    client.messages.create(to=LAO_MOBILE, from_=FROM_NUMBER, body="sent later")
+    listed = [m.body for m in client.messages.list(to=LAO_MOBILE)]
+    assert listed == ["sent later", "queued, newest"]
 
 
 def test_riskcast_simulator_takes_its_timing_from_flags_and_the_environment() -> None:
