@@ -346,6 +346,17 @@ def test_collect_lookup_proves_absence_only_with_the_whole_list_in_one_answer() 
     assert [m.sid for m in mine.messages] == ["SM01"]
 
 
+def settled_then_claimed(h: SettleHarness, delivery_id: int, claims: list[Any]) -> None:
+    """While a worker waits: its claim ages past the in-doubt age, the reconciler (with a
+    limiter of its own) puts the delivery back, and another worker claims it."""
+    time.sleep(0.3)
+    h.age(delivery_id, IN_DOUBT_AFTER + 10)
+    fast = replace(h.ctx, limiter=MemoryRateLimiter(10_000))
+    settle_in_doubt(fast)
+    with h.runtime.session() as s:
+        claims.append(prepare(fast, s, delivery_id))
+
+
 def test_a_long_wait_never_sends_a_delivery_another_worker_claimed_since(
     h: SettleHarness,
 ) -> None:
@@ -358,15 +369,7 @@ def test_a_long_wait_never_sends_a_delivery_another_worker_claimed_since(
     h.ctx.limiter = slow
     claims: list[Any] = []
 
-    def reconciler_then_another_worker() -> None:
-        time.sleep(0.3)
-        h.age(delivery_id, IN_DOUBT_AFTER + 10)
-        fast = replace(h.ctx, limiter=MemoryRateLimiter(10_000))
-        settle_in_doubt(fast)
-        with h.runtime.session() as s:
-            claims.append(prepare(fast, s, delivery_id))
-
-    thread = threading.Thread(target=reconciler_then_another_worker)
+    thread = threading.Thread(target=settled_then_claimed, args=(h, delivery_id, claims))
     thread.start()
     outcome = send_one(h.ctx, delivery_id, cid)
     thread.join()
@@ -434,15 +437,7 @@ def test_a_worker_whose_wait_failed_does_not_hand_back_another_workers_claim(
     h.ctx.limiter = FailingLimiter(1.0)
     claims: list[Any] = []
 
-    def reconciler_then_another_worker() -> None:
-        time.sleep(0.3)
-        h.age(delivery_id, IN_DOUBT_AFTER + 10)
-        fast = replace(h.ctx, limiter=MemoryRateLimiter(10_000))
-        settle_in_doubt(fast)
-        with h.runtime.session() as s:
-            claims.append(prepare(fast, s, delivery_id))
-
-    thread = threading.Thread(target=reconciler_then_another_worker)
+    thread = threading.Thread(target=settled_then_claimed, args=(h, delivery_id, claims))
     thread.start()
     with pytest.raises(ConnectionError):
         send_one(h.ctx, delivery_id, cid)
