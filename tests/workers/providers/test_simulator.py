@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from providers_testkit import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, LAO_MOBILE, SERVICE_SID
+from providers_testkit import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    FROM_NUMBER,
+    LAO_MOBILE,
+    SERVICE_SID,
+    wait_until_serving,
+)
 from twilio.request_validator import RequestValidator
 
 import workers
@@ -410,15 +417,7 @@ def test_run_simulator_serves_the_sdk_in_the_foreground() -> None:
     process = subprocess.Popen([sys.executable, "-c", code], env=env)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.05)
+        wait_until_serving(url, process)
         gateway = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM_NUMBER, base_url=url)
         started = time.monotonic()
         for index in range(50):

@@ -22,6 +22,7 @@ from providers_testkit import (
     LAO_MOBILE,
     SERVICE_SID,
     ProviderFactory,
+    wait_until_serving,
 )
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
@@ -265,15 +266,7 @@ def test_riskcast_simulator_takes_its_timing_from_flags_and_the_environment() ->
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.1)
+        wait_until_serving(url, process)
         config = requests.get(f"{url}/_sim/stats", timeout=5).json()["config"]
         assert (config["queue_delay"], config["answer_delay"]) == (45.0, 0.3)
         assert config["read_error_rates"] == {"500": 0.25}
