@@ -1,0 +1,1 @@
+"""Campaigns: creation, approval, scheduling, fan-out to deliveries, preview."""

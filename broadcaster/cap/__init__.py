@@ -1,0 +1,1 @@
+"""CAP alerts: import, area mapping and the public feed."""

@@ -1,0 +1,1 @@
+"""Communities: places and groups that campaigns address."""

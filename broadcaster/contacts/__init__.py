@@ -1,0 +1,1 @@
+"""Contacts: consent, memberships, import, privacy (export and erasure)."""

@@ -1,0 +1,1 @@
+"""Deliveries: the state machine, provider reports, fallback, deliveries in doubt."""

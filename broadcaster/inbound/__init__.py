@@ -1,0 +1,1 @@
+"""Inbound messages: STOP, START and HELP keywords and the inbox."""

@@ -1,0 +1,1 @@
+"""Monitoring: worker heartbeats, send rates and queue statistics."""

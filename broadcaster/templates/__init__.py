@@ -1,0 +1,1 @@
+"""Message templates: versions, variants per language, the catalog in the database."""

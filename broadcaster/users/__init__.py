@@ -1,0 +1,1 @@
+"""Officials, operators and administrators: accounts, roles and API tokens."""
