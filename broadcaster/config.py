@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     confirm_after: float = Field(default=900.0, gt=0)
     scheduler_interval: float = Field(default=1.0, gt=0)
     # Seconds between a worker's heartbeats; one unheard of for three intervals is no longer
-    # counted alive (broadcaster.monitoring).
+    # counted alive (broadcaster.monitoring.service).
     heartbeat_interval: float = Field(default=10.0, gt=0)
     reconcile_interval: float = Field(default=15.0, gt=0)
     # Celery task events (task-sent, -received, -started, -succeeded) for Flower. Off by
@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     # RISKCAST_SEGMENT_PRICES='{"LA": 0.045, "TH": 0.03, "default": 0.05}'.
     segment_prices: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
     # Days after which a contact with no activity, delivery or message is erased
-    # (broadcaster.privacy.erase_inactive): by `riskcast scheduler` every
+    # (broadcaster.contacts.privacy.erase_inactive): by `riskcast scheduler` every
     # `retention_interval` seconds, or at once by `riskcast contacts purge-inactive`.
     # None keeps contacts until they are erased one by one.
     retention_days: int | None = Field(default=None, ge=1)

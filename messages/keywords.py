@@ -1,7 +1,7 @@
 """Keywords people text us (STOP, START, HELP, JOIN, LEAVE) and the replies we send back.
 
 Pure: the word tables, the matching and the reply texts, nothing that touches a database.
-:mod:`broadcaster.inbound` acts on what :func:`parse` finds.
+:mod:`broadcaster.inbound.service` acts on what :func:`parse` finds.
 
 Matching follows Twilio's own rule for its opt-out words, the whole message is the keyword
 ("Stop" opts out, "Stop please" does not), made forgiving in the ways phones and people

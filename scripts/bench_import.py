@@ -25,9 +25,9 @@ from pathlib import Path
 
 import psycopg
 
-from broadcaster import communities
+from broadcaster.communities import service as communities
+from broadcaster.contacts.importer import import_contacts
 from broadcaster.db import make_engine, make_session_factory
-from broadcaster.importer import import_contacts
 from broadcaster.schema import upgrade
 
 HEADER = "phone,name,language,communities,country,consent_source,consent_at\n"

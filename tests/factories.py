@@ -6,8 +6,11 @@ import itertools
 
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, communities, contacts, templates
+from broadcaster.campaigns import service as campaigns
+from broadcaster.communities import service as communities
+from broadcaster.contacts import service as contacts
 from broadcaster.models import Campaign, Community, Contact, Membership
+from broadcaster.templates import service as templates
 from messages import parse_template
 
 _seq = itertools.count(1)

@@ -20,12 +20,15 @@ from typing import Any
 import uvicorn
 from sqlalchemy import insert, select
 
-from broadcaster import auth, campaigns, communities, templates
-from broadcaster.api.app import create_app
+from broadcaster.campaigns import service as campaigns
+from broadcaster.communities import service as communities
 from broadcaster.config import load_settings
 from broadcaster.db import utcnow
 from broadcaster.models import Community, Contact, Membership
 from broadcaster.runtime import Runtime
+from broadcaster.templates import service as templates
+from broadcaster.users import auth
+from broadcaster.web.app import create_app
 from messages import parse_template
 from tests.factories import THREE_LANGUAGES
 from tests.services import REDIS_URL, migrated_database, redis_client

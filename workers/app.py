@@ -16,10 +16,7 @@ from kombu import Exchange, Queue
 
 from broadcaster.config import Settings, get_settings
 from workers import heartbeat
-
-QUEUES = ("control", "urgent", "bulk")
-TICK_TASK = "riskcast.tick"
-RECONCILE_TASK = "riskcast.reconcile"
+from workers.queues import QUEUES
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -56,12 +56,15 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from broadcaster import auth, campaigns, communities, templates
+from broadcaster.campaigns import service as campaigns
+from broadcaster.communities import service as communities
 from broadcaster.config import Settings, load_settings
+from broadcaster.deliveries.callbacks import STATUS_PATH
 from broadcaster.models import CampaignMessage, Delivery, User
 from broadcaster.runtime import Runtime
 from broadcaster.schema import upgrade
-from broadcaster.webhooks import STATUS_PATH
+from broadcaster.templates import service as templates
+from broadcaster.users import auth
 from messages import parse_template
 from workers.providers.simulator import SimulatorCore
 from workers.providers.simulator_server import SimulatorServer
@@ -1093,7 +1096,7 @@ def measure_rate(env: BenchEnv, slug: str, cfg: BenchConfig) -> dict[str, Any]:
 
 
 # -- P5: import ------------------------------------------------------------------------------
-IMPORTER = "broadcaster.importer"
+IMPORTER = "broadcaster.contacts.importer"
 
 
 def _write_csv(path: Path, rows: int) -> None:
@@ -1108,7 +1111,7 @@ def _write_csv(path: Path, rows: int) -> None:
 
 
 def call_importer(env: BenchEnv, path: Path, community: str) -> dict[str, int]:
-    """THE call site of the CSV importer (``broadcaster.importer.import_contacts``)."""
+    """THE call site of the CSV importer (``broadcaster.contacts.importer.import_contacts``)."""
     module = importlib.import_module(IMPORTER)
     quiet = logging.getLogger(IMPORTER)
     level = quiet.level

@@ -8,24 +8,21 @@ import os
 import signal
 import sys
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
-from fastapi import FastAPI
 
-from broadcaster.api.app import create_app
 from broadcaster.cli import app, console, fail, friendly
 from broadcaster.config import ConfigError, get_settings
 from broadcaster.logging import configure_logging
-from broadcaster.runtime import get_runtime
-from broadcaster.schema import upgrade
 from workers import bench as benchmark
-from workers import tasks
-from workers.app import QUEUES, celery_app
-from workers.providers.simulator import SimulatorCore
-from workers.providers.simulator_server import run_simulator
-from workers.scheduler import run_scheduler, start_in_thread
+from workers.queues import QUEUES
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+# Each command imports what it runs when it runs: ``riskcast --help`` and the service's
+# own commands load neither the web stack, nor Celery, nor the simulator.
 
 log = logging.getLogger("riskcast")
 
@@ -41,6 +38,8 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
     """A Celery worker on the configured broker (RISKCAST_BROKER_URL)."""
+    from workers.app import celery_app
+
     settings = get_settings()
     if not settings.broker_url:
         fail(
@@ -65,6 +64,9 @@ def scheduler() -> None:
         fail(
             "RISKCAST_BROKER_URL: the scheduler needs a shared broker such as redis://127.0.0.1:6379/0"
         )
+    from workers import tasks
+    from workers.scheduler import run_scheduler
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     console.print(
@@ -92,6 +94,11 @@ def api(
     ] = 1,
 ) -> None:
     """The HTTP API, dashboard and Twilio webhooks."""
+    import uvicorn
+
+    from broadcaster.runtime import get_runtime
+    from broadcaster.web.app import create_app
+
     # log_config=None: uvicorn logs through our handler, where numbers are masked.
     if workers == 1:
         app_ = create_app(get_runtime())
@@ -115,6 +122,9 @@ def api(
 
 def server_app() -> FastAPI:
     """The app of one API server process started by ``riskcast api --workers N``."""
+    from broadcaster.runtime import get_runtime
+    from broadcaster.web.app import create_app
+
     configure_logging(os.environ.get("RISKCAST_LOG_LEVEL", "INFO"))
     return create_app(get_runtime())
 
@@ -153,6 +163,9 @@ def simulator(
     for tests and demos. Like Twilio, no callback for the initial status.
 
     It accepts TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN (or the built-in simulator pair)."""
+    from workers.providers.simulator import SimulatorCore
+    from workers.providers.simulator_server import run_simulator
+
     settings = get_settings()
     rates = {k: v for k, v in ((429, rate_429), (500, rate_500)) if v > 0}
     core = SimulatorCore(
@@ -176,6 +189,15 @@ def serve(
     concurrency: Annotated[int, typer.Option(help="Sending threads.")] = 4,
 ) -> None:
     """Everything in one process: API, worker, scheduler and the Twilio simulator."""
+    import uvicorn
+
+    from broadcaster.runtime import get_runtime
+    from broadcaster.schema import upgrade
+    from broadcaster.web.app import create_app
+    from workers import tasks
+    from workers.app import celery_app
+    from workers.scheduler import start_in_thread
+
     settings = get_settings()
     if "RISKCAST_PUBLIC_URL" not in os.environ:
         # Status callbacks from the in-process simulator come back to this very server.

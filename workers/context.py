@@ -8,7 +8,7 @@ and tests build their own.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -32,7 +32,6 @@ class Context:
     limiter: RateLimiter
     leases: Leases
     enqueue: Enqueue
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:

@@ -1,5 +1,5 @@
 """Worker heartbeats: once a worker is ready, a thread of its main process writes a
-:class:`broadcaster.monitoring.WorkerBeat` (hostname, pid, queues, concurrency, start time,
+:class:`broadcaster.monitoring.service.WorkerBeat` (hostname, pid, queues, concurrency, start time,
 tasks taken) every ``RISKCAST_HEARTBEAT_INTERVAL`` seconds, and the worker removes it when it
 stops. Connected to Celery's ``worker_ready`` and ``worker_shutdown`` signals in
 :mod:`workers.app`, so it covers ``riskcast worker`` and the worker of ``riskcast serve``."""
@@ -17,7 +17,7 @@ from celery.worker import state as worker_state
 
 from broadcaster.config import get_settings
 from broadcaster.db import utcnow
-from broadcaster.monitoring import MISSED_BEATS, HeartbeatStore, WorkerBeat, heartbeat_store
+from broadcaster.monitoring.service import MISSED_BEATS, HeartbeatStore, WorkerBeat, heartbeat_store
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,13 @@ from functools import partial
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from broadcaster import audit, deliveries, fallback, privacy, scheduling
+from broadcaster.audit.service import Actor
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns.fanout import Page, fan_out
+from broadcaster.contacts import privacy
 from broadcaster.db import on_commit, utcnow
-from broadcaster.fanout import Page, fan_out
+from broadcaster.deliveries import fallback
+from broadcaster.deliveries import service as deliveries
 from broadcaster.models import CampaignState, Delivery
 from workers.context import Context
 from workers.providers.base import ProviderError
@@ -177,14 +181,8 @@ def apply_retention(ctx: Context) -> int:
     with ctx.runtime.session() as session:
         erased = privacy.erase_inactive(session, utcnow(), days)
         if erased:
-            audit.record(
-                session,
-                actor=RETENTION_ACTOR,
-                action="contact.purge_inactive",
-                object_type="contact",
-                detail={"days": days, "erased": erased},
-                source="scheduler",
-            )
+            retention = Actor(user_id=None, name=RETENTION_ACTOR, role="", source="scheduler")
+            retention.record(session, "contact.purge_inactive", "contact", days=days, erased=erased)
     if erased:
         log.info("retention: %d contacts inactive for %d days erased", erased, days)
     return erased

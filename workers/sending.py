@@ -23,8 +23,14 @@ from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, func, or_
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, contacts, deliveries, fallback, in_doubt, scheduling
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.quiet import in_quiet_hours
+from broadcaster.contacts import service as contacts
 from broadcaster.db import on_commit, utcnow
+from broadcaster.deliveries import fallback, in_doubt
+from broadcaster.deliveries import service as deliveries
+from broadcaster.deliveries.callbacks import status_callback_url
 from broadcaster.models import (
     Campaign,
     CampaignMessage,
@@ -41,9 +47,7 @@ from broadcaster.models import (
 )
 from broadcaster.models.base import UTCDateTime
 from broadcaster.phones import mask_phone
-from broadcaster.quiet import in_quiet_hours
 from broadcaster.runtime import Sessions
-from broadcaster.webhooks import status_callback_url
 from workers.context import Context
 from workers.providers.base import ErrorKind, OutboundMessage, ProviderError
 from workers.providers.errors import OPTED_OUT_CODE
@@ -230,7 +234,7 @@ def prepare(ctx: Context, session: Session, delivery_id: int) -> Prepared | Outc
         status_callback=status_callback_url(ctx.settings.public_url, delivery_id),
         validity_period=validity,
     )
-    parts = 1 if ctx.extras.get("ignore_segments") else max(1, row.parts or 1)
+    parts = max(1, row.parts or 1)
     return Prepared(message, parts, row.send_rate, now)
 
 

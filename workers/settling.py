@@ -1,7 +1,7 @@
 """Settling deliveries in doubt by asking the provider, never by sending again blindly.
 
 A delivery is in doubt when it has been ``sending`` with no provider SID for longer than
-``Settings.in_doubt_after`` (:mod:`broadcaster.in_doubt`). For each one the reconciler asks
+``Settings.in_doubt_after`` (:mod:`broadcaster.deliveries.in_doubt`). For each one the reconciler asks
 the provider's read API for this sender's messages to that address created since the
 claim (less a clock-skew margin), and matches them on body:
 
@@ -26,8 +26,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from broadcaster import in_doubt
 from broadcaster.db import utcnow
+from broadcaster.deliveries import in_doubt
 from broadcaster.models import DeliveryState
 from workers.context import Context
 from workers.providers.base import ErrorKind, Lookup, ProviderError, ProviderMessage

@@ -17,7 +17,7 @@ import time
 import psycopg
 from sqlalchemy.engine import make_url
 
-from broadcaster.campaigns import DUE_CHANNEL
+from broadcaster.campaigns.service import DUE_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -19,27 +19,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, String, and_, any_, bindparam, exists, select, text
+from sqlalchemy import Row, String, any_, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, communities
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.audience import eligible_contacts
+from broadcaster.campaigns.quiet import in_quiet_hours
+from broadcaster.communities import service as communities
 from broadcaster.db import utcnow
 from broadcaster.models import (
     Campaign,
     CampaignMessage,
     CampaignState,
     Channel,
-    Community,
-    Contact,
-    ContactStatus,
     Delivery,
     DeliveryState,
-    Membership,
     TemplateVersion,
 )
 from broadcaster.models.base import table_of
-from broadcaster.quiet import in_quiet_hours
 from messages import TemplateError, choose_language, render, segments, variables_used
 
 
@@ -101,58 +99,6 @@ _INSERT_DELIVERIES = text(
     " RETURNING batch)"
     " SELECT batch, count(*) FROM created GROUP BY batch"
 )
-
-
-def eligible_contacts(
-    campaign: Campaign, community_ids: list[int], after: int, limit: int
-) -> Select[*tuple[Any, ...]]:
-    """Active members of the audience, in id order after ``after``, with their community.
-
-    A contact in several of the audience's communities comes once, with the first of them
-    (lowest id). The membership is joined, not looked up per contact, and every membership
-    scan starts at ``after`` too, so a page reads about ``limit`` rows of each table
-    whatever the page's place in the audience.
-    """
-    audience = campaign.audience
-    earlier = aliased(Membership)
-    stmt: Select[*tuple[Any, ...]] = (
-        select(
-            Contact.id,
-            Contact.name,
-            Contact.language,
-            Contact.timezone,
-            Contact.channel,
-            Community.name.label("community_name"),
-            Community.language.label("community_language"),
-            Community.timezone.label("community_timezone"),
-        )
-        .join(
-            Membership,
-            and_(
-                Membership.contact_id == Contact.id,
-                Membership.contact_id > after,
-                Membership.community_id.in_(community_ids),
-            ),
-        )
-        .join(Community, Community.id == Membership.community_id)
-        .where(
-            Contact.id > after,
-            Contact.status == ContactStatus.ACTIVE.value,
-            ~exists().where(
-                earlier.contact_id == Contact.id,
-                earlier.contact_id > after,
-                earlier.community_id.in_(community_ids),
-                earlier.community_id < Membership.community_id,
-            ),
-        )
-        .order_by(Contact.id)
-        .limit(limit)
-    )
-    if audience.get("languages"):
-        stmt = stmt.where(Contact.language.in_(audience["languages"]))
-    if audience.get("countries"):
-        stmt = stmt.where(Contact.country.in_(audience["countries"]))
-    return stmt
 
 
 def delivery_channel(campaign_channel: str, contact_channel: str | None) -> str:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broadcaster.db import utcnow
 from broadcaster.models.base import Base
-from broadcaster.models.template import TemplateVersion
+from broadcaster.templates.models import TemplateVersion
 
 
 class CampaignState(enum.StrEnum):
@@ -48,7 +48,7 @@ class Channel(enum.StrEnum):
     SMS = "sms"
     WHATSAPP = "whatsapp"
     # Each contact on their own channel (``contact.channel``). Every WhatsApp delivery that
-    # fails permanently falls back to one SMS (see :mod:`broadcaster.fallback`).
+    # fails permanently falls back to one SMS (see :mod:`broadcaster.deliveries.fallback`).
     PREFERRED = "preferred"
 
 

@@ -1,7 +1,7 @@
 """What a campaign will send and cost, before it is launched.
 
 :func:`preview_campaign` counts the audience exactly as fan-out will pick it
-(:func:`broadcaster.fanout.eligible_contacts` over :func:`broadcaster.communities.expand_ids`),
+(:func:`broadcaster.campaigns.audience.eligible_contacts` over :func:`broadcaster.communities.service.expand_ids`),
 aggregated in one grouped SQL query, so a 200,000-person audience is never loaded into
 memory. Each contact's language is chosen with :func:`messages.choose_language`, the rule
 fan-out uses. Per language it shows the rendered text (contact variables replaced by
@@ -27,9 +27,11 @@ from typing import Any, Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, communities, templates
-from broadcaster.fanout import eligible_contacts
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.audience import eligible_contacts
+from broadcaster.communities import service as communities
 from broadcaster.models import Campaign, Contact, TemplateVersion
+from broadcaster.templates import service as templates
 from messages import (
     CONTACT_SAMPLES,
     LANGUAGES,

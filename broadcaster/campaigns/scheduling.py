@@ -13,9 +13,12 @@ from datetime import datetime
 from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, deliveries
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import new_batch_token
+from broadcaster.campaigns.quiet import in_quiet_hours
 from broadcaster.db import utcnow
-from broadcaster.fanout import new_batch_token
+from broadcaster.deliveries import service as deliveries
+from broadcaster.deliveries.models import SkipReason
 from broadcaster.models import (
     Campaign,
     CampaignState,
@@ -26,8 +29,6 @@ from broadcaster.models import (
     Membership,
     Priority,
 )
-from broadcaster.models.delivery import SkipReason
-from broadcaster.quiet import in_quiet_hours
 
 URGENT_FIRST = case((Campaign.priority == Priority.URGENT.value, 0), else_=1)
 

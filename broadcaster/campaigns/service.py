@@ -1,6 +1,6 @@
 """Campaigns: create from a template version, and every move of the campaign state machine.
 
-The diagram is in :mod:`broadcaster.models.campaign`; :func:`move` enforces it with a
+The diagram is in :mod:`broadcaster.campaigns.models`; :func:`move` enforces it with a
 conditional UPDATE, so two processes (an operator pausing, a worker completing) never
 both win.
 """
@@ -14,9 +14,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, CursorResult, and_, exists, func, select, text, update
 from sqlalchemy.orm import Session
 
-from broadcaster import communities, deliveries, fanout, templates
+from broadcaster.campaigns.audience import eligible_contacts
+from broadcaster.communities import service as communities
 from broadcaster.config import get_settings
 from broadcaster.db import utcnow
+from broadcaster.deliveries import service as deliveries
+from broadcaster.deliveries.models import RETRYABLE_FAILURES, UNFINISHED, SkipReason
 from broadcaster.errors import IllegalState, InvalidInput, NotFound
 from broadcaster.models import (
     Campaign,
@@ -28,7 +31,7 @@ from broadcaster.models import (
     Role,
     User,
 )
-from broadcaster.models.delivery import RETRYABLE_FAILURES, UNFINISHED, SkipReason
+from broadcaster.templates import service as templates
 from messages import CONTACT_VARIABLES
 
 S = CampaignState
@@ -203,10 +206,7 @@ def count_recipients(session: Session, campaign: Campaign) -> int:
     if not community_ids:
         return 0
     audience = (
-        fanout.eligible_contacts(campaign, community_ids, 0, 1)
-        .limit(None)
-        .order_by(None)
-        .subquery()
+        eligible_contacts(campaign, community_ids, 0, 1).limit(None).order_by(None).subquery()
     )
     return session.scalar(select(func.count()).select_from(audience)) or 0
 

@@ -37,11 +37,13 @@ from urllib.parse import urlsplit
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from broadcaster import campaigns, communities, templates
+from broadcaster.campaigns import service as campaigns
+from broadcaster.cap.models import AreaKind, CapAlert, CapAreaMapping
+from broadcaster.communities import service as communities
 from broadcaster.db import utcnow
 from broadcaster.errors import IllegalState, InvalidInput, NotFound
 from broadcaster.models import Campaign, CampaignState, Community, Priority, TemplateVersion, User
-from broadcaster.models.cap import AreaKind, CapAlert, CapAreaMapping
+from broadcaster.templates import service as templates
 from messages import CONTACT_VARIABLES, TemplateError, render
 from messages.cap import (
     Alert,

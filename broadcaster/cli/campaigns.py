@@ -14,12 +14,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from broadcaster import auth, campaigns
-from broadcaster.cli.common import console, fail, friendly, log_action, unit_of_work
+from broadcaster.campaigns import actions
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.preview import CampaignPreview, preview_campaign
+from broadcaster.cli.common import cli_actor, console, fail, friendly, log_action, unit_of_work
 from broadcaster.cli.templates import print_texts, print_warnings
 from broadcaster.db import utcnow
-from broadcaster.preview import CampaignPreview, preview_campaign
 from broadcaster.runtime import get_runtime
+from broadcaster.users import auth
 
 app = typer.Typer(help="Campaigns: create, launch, follow.", no_args_is_help=True)
 
@@ -76,8 +78,9 @@ def campaigns_create(
     quiet = parse_quiet_hours(quiet_hours) if quiet_hours else None
     valid_until = utcnow() + timedelta(hours=valid_hours) if valid_hours else None
     with unit_of_work() as session:
-        campaign = campaigns.create_campaign(
+        campaign = actions.create(
             session,
+            cli_actor(),
             name=name,
             template_key=template,
             community_slugs=community,
@@ -89,7 +92,6 @@ def campaigns_create(
             descendants=whole_tree,
             send_rate=rate,
         )
-        log_action(session, "campaign.create", "campaign", campaign.id, name=name)
         campaign_id = campaign.id
     console.print(
         f"campaign {campaign_id} created as a draft; launch it with: riskcast campaigns launch {campaign_id}"

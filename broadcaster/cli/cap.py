@@ -11,9 +11,10 @@ import httpx
 import typer
 from rich.table import Table
 
-from broadcaster import auth, cap
+from broadcaster.cap import service as cap
 from broadcaster.cli.common import console, err_console, fail, friendly, log_action, unit_of_work
 from broadcaster.runtime import get_runtime
+from broadcaster.users import auth
 from messages.cap import MAX_BYTES, MEDIA_TYPE
 
 app = typer.Typer(

@@ -12,9 +12,10 @@ import typer
 from rich.console import Console
 from sqlalchemy.orm import Session
 
-from broadcaster import audit
+from broadcaster.audit.service import Actor
 from broadcaster.config import ConfigError
 from broadcaster.errors import RiskcastError
+from broadcaster.models import Role
 from broadcaster.runtime import get_runtime
 from messages import TemplateError
 
@@ -44,11 +45,14 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def actor() -> str:
+def cli_actor() -> Actor:
+    """The command line's actor: the account running it, with every role (it has the
+    database's credentials)."""
     try:
-        return f"cli:{getpass.getuser()}"
+        name = f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
-        return "cli"
+        name = "cli"
+    return Actor(user_id=None, name=name, role=Role.ADMIN.value, source="cli")
 
 
 @contextmanager
@@ -60,12 +64,4 @@ def unit_of_work() -> Iterator[Session]:
 def log_action(
     session: Session, action: str, object_type: str, object_id: object, **detail: Any
 ) -> None:
-    audit.record(
-        session,
-        actor=actor(),
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        detail=detail,
-        source="cli",
-    )
+    cli_actor().record(session, action, object_type, object_id, **detail)

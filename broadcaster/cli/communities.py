@@ -8,8 +8,8 @@ import typer
 from rich.text import Text
 from rich.tree import Tree
 
-from broadcaster import communities
 from broadcaster.cli.common import console, friendly, log_action, unit_of_work
+from broadcaster.communities import service as communities
 
 app = typer.Typer(help="Communities (a hierarchy of places and groups).", no_args_is_help=True)
 

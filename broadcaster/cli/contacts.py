@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from broadcaster import contacts, importer, privacy
 from broadcaster.cli.common import console, err_console, fail, friendly, log_action, unit_of_work
+from broadcaster.contacts import importer, privacy
+from broadcaster.contacts import service as contacts
 from broadcaster.db import utcnow
 from broadcaster.models import ConsentSource, ContactStatus
 from broadcaster.phones import mask_phone

@@ -14,9 +14,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from broadcaster import in_doubt, monitoring
-from broadcaster.api import stats
 from broadcaster.cli.common import console, friendly, unit_of_work
+from broadcaster.deliveries import in_doubt
+from broadcaster.monitoring import service as monitoring
+from broadcaster.monitoring import stats
 from broadcaster.runtime import get_runtime
 
 

@@ -11,9 +11,9 @@ from typing import Annotated, cast
 import typer
 from rich.table import Table
 
-from broadcaster import templates
+from broadcaster.campaigns.preview import PreviewWarning, preview_template
 from broadcaster.cli.common import console, err_console, friendly, log_action, unit_of_work
-from broadcaster.preview import PreviewWarning, preview_template
+from broadcaster.templates import service as templates
 from messages import TemplateError, TemplateSpec, load_dir, load_template_file
 
 app = typer.Typer(help="Message templates, one body per language.", no_args_is_help=True)

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from broadcaster import auth
 from broadcaster.cli.common import console, fail, friendly, log_action, unit_of_work
+from broadcaster.users import auth
 
 app = typer.Typer(help="Users (official, operator, admin) and API tokens.", no_args_is_help=True)
 

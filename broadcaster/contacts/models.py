@@ -9,8 +9,8 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcaster.db import utcnow
+from broadcaster.deliveries.models import Delivery
 from broadcaster.models.base import Base
-from broadcaster.models.delivery import Delivery
 
 
 class ContactStatus(enum.StrEnum):

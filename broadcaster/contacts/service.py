@@ -14,7 +14,7 @@ import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcaster.communities import get_by_slug
+from broadcaster.communities.service import get_by_slug
 from broadcaster.db import utcnow
 from broadcaster.errors import InvalidInput, NotFound
 from broadcaster.models import ConsentSource, Contact, ContactStatus, Membership

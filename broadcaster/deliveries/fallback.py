@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns
+from broadcaster.campaigns import service as campaigns
 from broadcaster.db import utcnow
 from broadcaster.models import (
     Campaign,

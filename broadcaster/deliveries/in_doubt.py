@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
-from broadcaster import deliveries, fallback
 from broadcaster.db import utcnow
+from broadcaster.deliveries import fallback
+from broadcaster.deliveries import service as deliveries
 from broadcaster.models import (
     Campaign,
     CampaignMessage,

@@ -26,7 +26,7 @@ recorded as a callback would; provably absent -> ``queued`` again; no answer -> 
 in doubt and is asked again later (``lookups``, ``looked_up_at``, ``lookup_note`` say
 what the last lookup said); still unanswered at the campaign's ``valid_until`` -> ``failed``
 with reason ``unconfirmed`` (sent once or not at all, never twice). Callbacks only ever move a delivery forward by rank, so a late
-or repeated callback never moves it back. :mod:`broadcaster.deliveries` enforces this.
+or repeated callback never moves it back. :mod:`broadcaster.deliveries.service` enforces this.
 """
 
 from __future__ import annotations
@@ -142,13 +142,13 @@ class Delivery(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"))
     message_id: Mapped[int] = mapped_column(ForeignKey("campaign_message.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(16), default="sms")
-    # Set on an SMS sent because this WhatsApp delivery failed for good (broadcaster.fallback).
+    # Set on an SMS sent because this WhatsApp delivery failed for good (broadcaster.deliveries.fallback).
     fallback_of: Mapped[int | None] = mapped_column(
         ForeignKey("delivery.id", ondelete="SET NULL"), unique=True
     )
     state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING.value)
     reason: Mapped[str | None] = mapped_column(String(32))
-    # The send batch (a token) whose task carries this delivery (broadcaster.scheduling).
+    # The send batch (a token) whose task carries this delivery (broadcaster.campaigns.scheduling).
     batch: Mapped[str | None] = mapped_column(String(40))
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     error_code: Mapped[int | None]

@@ -3,7 +3,7 @@
 Every change of a delivery's state goes through :func:`move`: one conditional UPDATE whose
 WHERE clause admits only the states that :data:`TRANSITIONS` allows to reach the target.
 Two workers racing for the same delivery therefore cannot both win, and a late callback
-cannot move a delivery backwards. The diagram is in :mod:`broadcaster.models.delivery`.
+cannot move a delivery backwards. The diagram is in :mod:`broadcaster.deliveries.models`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from broadcaster.db import utcnow
+from broadcaster.deliveries.models import RANK, TRANSITIONS, Delivery, DeliveryState
 from broadcaster.models.base import UTCDateTime, table_of
-from broadcaster.models.delivery import RANK, TRANSITIONS, Delivery, DeliveryState
 
 # Twilio's message statuses -> ours. Anything the provider holds counts as sent.
 PROVIDER_STATUS: dict[str, DeliveryState] = {
@@ -183,7 +183,7 @@ def _status_statement(target: DeliveryState, by_id: bool, has_sid: bool, has_err
 
 
 def has_fallback() -> ColumnElement[bool]:
-    """True for deliveries that an SMS fallback replaced (see :mod:`broadcaster.fallback`)."""
+    """True for deliveries that an SMS fallback replaced (see :mod:`broadcaster.deliveries.fallback`)."""
     fallback = aliased(Delivery)
     return exists().where(fallback.fallback_of == Delivery.id)
 

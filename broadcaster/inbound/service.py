@@ -5,7 +5,7 @@ they mean to the database:
 
 - STOP (and its Lao, Thai... words): the contact is opted out, with time and source. A
   number we do not know yet is recorded as opted out too, so importing it later never
-  subscribes it (see :func:`broadcaster.contacts.add_contact`).
+  subscribes it (see :func:`broadcaster.contacts.service.add_contact`).
 - START: an opted-out contact is active again. A blocked contact stays blocked.
 - HELP: answered with the hotline; nothing changes.
 - JOIN <code>: the community whose slug is the code gains the contact; an unknown number
@@ -27,7 +27,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from broadcaster import audit, contacts
+from broadcaster.audit.service import Actor
+from broadcaster.contacts import service as contacts
 from broadcaster.db import utcnow
 from broadcaster.models import (
     Community,
@@ -166,14 +167,13 @@ class _Handler:
 
     def audit(self, action: str, **detail: object) -> None:
         assert self.contact is not None  # noqa: S101 -- every audited action has a contact
-        audit.record(
+        sender = Actor(user_id=None, name=self.sender.actor, role="", source=self.sender.source)
+        sender.record(
             self.session,
-            actor=self.sender.actor,
-            action=action,
-            object_type="contact",
-            object_id=self.contact.id,
-            detail={"source": KEYWORD_SOURCE, "channel": self.sender.channel, **detail},
-            source=self.sender.source,
+            action,
+            "contact",
+            self.contact.id,
+            **{"source": KEYWORD_SOURCE, "channel": self.sender.channel, **detail},
         )
 
     def new_contact(self, *, status: ContactStatus) -> Contact | None:

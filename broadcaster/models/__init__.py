@@ -1,15 +1,15 @@
 """All models, imported here so metadata and Alembic see every table."""
 
-import broadcaster.models.cap  # noqa: F401 - registers the CAP tables (import from there)
-from broadcaster.models.audit import AuditEvent
+import broadcaster.cap.models  # noqa: F401 - registers the CAP tables (import from there)
+from broadcaster.audit.models import AuditEvent
+from broadcaster.campaigns.models import Campaign, CampaignMessage, CampaignState, Channel, Priority
+from broadcaster.communities.models import Community, CommunityKind
+from broadcaster.contacts.models import ConsentSource, Contact, ContactStatus, Membership
+from broadcaster.deliveries.models import Delivery, DeliveryState, SkipReason
+from broadcaster.inbound.models import InboundMessage
 from broadcaster.models.base import Base
-from broadcaster.models.campaign import Campaign, CampaignMessage, CampaignState, Channel, Priority
-from broadcaster.models.community import Community, CommunityKind
-from broadcaster.models.contact import ConsentSource, Contact, ContactStatus, Membership
-from broadcaster.models.delivery import Delivery, DeliveryState, SkipReason
-from broadcaster.models.inbound import InboundMessage
-from broadcaster.models.template import Template, TemplateVariant, TemplateVersion
-from broadcaster.models.user import ApiToken, Role, User
+from broadcaster.templates.models import Template, TemplateVariant, TemplateVersion
+from broadcaster.users.models import ApiToken, Role, User
 
 __all__ = [
     "ApiToken",

@@ -1,5 +1,5 @@
 """What operators watch: queue depths in Redis, deliveries by state, failures by error code
-(deliveries in doubt are :mod:`broadcaster.in_doubt`'s). Plain functions over a session, shared by the API, the dashboard,
+(deliveries in doubt are :mod:`broadcaster.deliveries.in_doubt`'s). Plain functions over a session, shared by the API, the dashboard,
 ``/metrics`` and ``riskcast queue``.
 
 The broker's queues are Redis lists named after the queue (``urgent``, ``bulk``,

@@ -19,8 +19,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from broadcaster import webhooks
-from broadcaster.api import (
+from broadcaster.errors import IllegalState, InvalidInput, NotFound
+from broadcaster.runtime import Runtime
+from broadcaster.web.common import MAX_ID
+from broadcaster.web.deps import Db
+from broadcaster.web.routes import (
     audit,
     campaigns,
     cap,
@@ -31,12 +34,9 @@ from broadcaster.api import (
     queue,
     templates,
     users,
+    webhooks,
 )
-from broadcaster.api.common import MAX_ID
-from broadcaster.api.deps import Db
-from broadcaster.errors import IllegalState, InvalidInput, NotFound
-from broadcaster.metrics import metrics_router
-from broadcaster.runtime import Runtime
+from broadcaster.web.routes.metrics import metrics_router
 
 log = logging.getLogger(__name__)
 

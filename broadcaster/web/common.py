@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import Path
 from pydantic import BaseModel
 
-from broadcaster.api.deps import Caller
 from broadcaster.phones import mask_phone, mask_phones_in_text
+from broadcaster.web.deps import Actor
 
 MAX_ID = 2_147_483_647  # ids are 32-bit integers in PostgreSQL
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -31,13 +31,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def phone_for(caller: Caller, phone: str | None) -> str | None:
+def phone_for(caller: Actor, phone: str | None) -> str | None:
     """Whole numbers for admins only; everyone else sees ``+856 20 ••• ••34``."""
     if phone is None:
         return None
     return phone if caller.is_admin else mask_phone(phone)
 
 
-def text_for(caller: Caller, text: str) -> str:
+def text_for(caller: Actor, text: str) -> str:
     """Free text (an inbound reply) with any phone number in it masked, except for admins."""
     return text if caller.is_admin else mask_phones_in_text(text)

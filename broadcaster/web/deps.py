@@ -4,17 +4,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from broadcaster import audit, auth
+from broadcaster.audit.service import Actor
 from broadcaster.db import session_scope
 from broadcaster.models import Role
 from broadcaster.runtime import Runtime
+from broadcaster.users import auth
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `riskcast users token`.")
 
@@ -38,39 +38,6 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling, and from where: what the audit log records."""
-
-    user_id: int
-    name: str
-    role: str
-    source: str | None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == Role.ADMIN
-
-    def record(
-        self,
-        session: Session,
-        action: str,
-        object_type: str | None = None,
-        object_id: object = None,
-        **detail: Any,
-    ) -> None:
-        audit.record(
-            session,
-            actor=self.name,
-            user_id=self.user_id,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            detail=detail,
-            source=self.source,
-        )
-
-
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
@@ -78,21 +45,21 @@ def current_caller(
     request: Request,
     session: Annotated[Session, Depends(db_session, scope="function")],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Caller:
+) -> Actor:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing Authorization: Bearer <token>", headers=UNAUTHORIZED)
     user = auth.user_for_token(session, credentials.credentials)
     if user is None:
         raise HTTPException(401, "invalid or revoked token", headers=UNAUTHORIZED)
-    return Caller(user_id=user.id, name=user.name, role=user.role, source=client_ip(request))
+    return Actor(user_id=user.id, name=user.name, role=user.role, source=client_ip(request))
 
 
-def require(*roles: Role) -> Callable[..., Caller]:
+def require(*roles: Role) -> Callable[..., Actor]:
     """A dependency admitting callers with one of ``roles`` (admins always): 401 without a
     valid token, 403 with another role."""
     allowed = frozenset(r.value for r in roles) | {Role.ADMIN.value}
 
-    def dependency(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    def dependency(caller: Annotated[Actor, Depends(current_caller)]) -> Actor:
         if caller.role not in allowed:
             raise HTTPException(
                 403, f"this needs the role {' or '.join(sorted(allowed))}; you are {caller.role}"
@@ -104,9 +71,9 @@ def require(*roles: Role) -> Callable[..., Caller]:
 
 
 ANYONE = (Role.OFFICIAL, Role.OPERATOR)
-Official = Annotated[Caller, Depends(require(Role.OFFICIAL))]
-Operator = Annotated[Caller, Depends(require(Role.OPERATOR))]
-Anyone = Annotated[Caller, Depends(require(*ANYONE))]
-Admin = Annotated[Caller, Depends(require())]
+Official = Annotated[Actor, Depends(require(Role.OFFICIAL))]
+Operator = Annotated[Actor, Depends(require(Role.OPERATOR))]
+Anyone = Annotated[Actor, Depends(require(*ANYONE))]
+Admin = Annotated[Actor, Depends(require())]
 Db = Annotated[Session, Depends(db_session, scope="function")]
 Rt = Annotated[Runtime, Depends(get_rt)]

@@ -11,16 +11,16 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
-from broadcaster import auth
+from broadcaster.users import auth
 
 with warnings.catch_warnings():
     # starlette's TestClient asks for its httpx fork; plain httpx works the same here.
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
-from broadcaster.api.app import create_app
-from broadcaster.api.deps import db_session
 from broadcaster.config import load_settings
 from broadcaster.runtime import Runtime
+from broadcaster.web.app import create_app
+from broadcaster.web.deps import db_session
 
 __all__ = ["Person", "TestClient", "app", "client", "make_app", "people", "person"]
 

@@ -12,10 +12,10 @@ from fastapi.routing import APIRoute
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcaster import auth
-from broadcaster.api.app import API_ROUTERS
-from broadcaster.metrics import metrics_router
 from broadcaster.models import ApiToken
+from broadcaster.users import auth
+from broadcaster.web.app import API_ROUTERS
+from broadcaster.web.routes.metrics import metrics_router
 from tests.broadcaster.apiclient import Person, TestClient, app, client, people, person  # noqa: F401 - fixtures
 
 SAMPLE = {"campaign_id": "1", "key": "x", "name": "x", "token_id": "1", "message_id": "1"}

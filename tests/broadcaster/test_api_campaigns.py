@@ -5,9 +5,13 @@ and an audit row (who, what, from where) for every action."""
 
 from __future__ import annotations
 
+import csv
+import io
+
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from broadcaster.audit.service import Actor
 from broadcaster.db import utcnow
 from broadcaster.models import AuditEvent, CampaignMessage, Delivery, InboundMessage
 from tests import factories
@@ -248,3 +252,18 @@ def test_audit_json_and_csv_for_admins(
     assert csv.text.splitlines()[0] == "id,at,actor,action,object_type,object_id,source,detail"
     assert "campaign.create" in csv.text
     assert client.get("/api/v1/audit", headers=people["official"].headers).status_code == 403
+
+
+def test_audit_csv_cells_are_never_formulas_in_a_spreadsheet(
+    client: TestClient, session: Session, people: dict[str, Person]
+) -> None:
+    # A name typed at the sign-in page is recorded as it was typed (login.failed).
+    typed = '=HYPERLINK("http://example.invalid","open")'
+    Actor(user_id=None, name=typed, role="", source="+1 evil").record(session, "login.failed")
+    session.flush()
+    answer = client.get("/api/v1/audit/export.csv", headers=people["admin"].headers)
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    failed = next(r for r in rows if r["action"] == "login.failed")
+    assert failed["actor"] == "'" + typed
+    assert failed["source"] == "'+1 evil"
+    assert not any(v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())

@@ -10,7 +10,7 @@ import io
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcaster import contacts
+from broadcaster.contacts import service as contacts
 from broadcaster.models import AuditEvent, Contact
 from tests import factories
 from tests.broadcaster.apiclient import Person, TestClient, app, client, people  # noqa: F401

@@ -31,16 +31,18 @@ from schemathesis.core import NOT_SET
 from schemathesis.core.result import Ok
 from sqlalchemy import select, update
 
-from broadcaster import auth, campaigns, scheduling
-from broadcaster.api import dashboard
-from broadcaster.api.app import API_ROUTERS, create_app
-from broadcaster.api.deps import db_session
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import fanout_page
 from broadcaster.config import load_settings
 from broadcaster.db import utcnow
-from broadcaster.fanout import fanout_page
-from broadcaster.metrics import metrics_router
 from broadcaster.models import ApiToken, Delivery, InboundMessage, User
 from broadcaster.runtime import Runtime
+from broadcaster.users import auth
+from broadcaster.web.app import API_ROUTERS, create_app
+from broadcaster.web.deps import db_session
+from broadcaster.web.routes import dashboard
+from broadcaster.web.routes.metrics import metrics_router
 from tests import factories
 from tests.services import migrated_database
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from broadcaster import auth, campaigns
+from broadcaster.campaigns import service as campaigns
 from broadcaster.errors import IllegalState
+from broadcaster.users import auth
 from tests import factories
 from tests.broadcaster.apiclient import Person, TestClient, app, client, people  # noqa: F401
 

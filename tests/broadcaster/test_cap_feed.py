@@ -11,9 +11,10 @@ from pathlib import Path
 import defusedxml.ElementTree as SafeET
 from sqlalchemy.orm import Session
 
-from broadcaster import cap, templates
+from broadcaster.cap import service as cap
 from broadcaster.db import utcnow
 from broadcaster.models import Campaign
+from broadcaster.templates import service as templates
 from messages import render
 from messages.cap import parse_alert
 from tests import factories

@@ -15,13 +15,17 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcaster import auth, campaigns, cap, scheduling, templates
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import fanout_page
+from broadcaster.cap import service as cap
+from broadcaster.cap.models import CapAlert
 from broadcaster.db import utcnow
 from broadcaster.errors import IllegalState, InvalidInput
-from broadcaster.fanout import fanout_page
 from broadcaster.models import AuditEvent, Delivery
-from broadcaster.models.cap import CapAlert
 from broadcaster.runtime import get_runtime
+from broadcaster.templates import service as templates
+from broadcaster.users import auth
 from tests import factories
 from tests.broadcaster.apiclient import Person, TestClient, app, client, people  # noqa: F401
 from tests.broadcaster.clitools import Run, cli_on_sqlite, ok

@@ -6,9 +6,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, deliveries, scheduling
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import fanout_page
 from broadcaster.db import utcnow
-from broadcaster.fanout import fanout_page
+from broadcaster.deliveries import service as deliveries
 from broadcaster.models import CampaignState, Delivery, DeliveryState
 from tests import factories
 

@@ -6,9 +6,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, contacts, scheduling
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import _digest, _Digests, fanout_page
+from broadcaster.contacts import service as contacts
 from broadcaster.db import utcnow
-from broadcaster.fanout import _digest, _Digests, fanout_page
 from broadcaster.models import CampaignMessage, CampaignState, Delivery
 from tests import factories
 

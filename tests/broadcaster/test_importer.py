@@ -17,11 +17,14 @@ from phonenumbers import PhoneNumberType
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, contacts, importer, scheduling
+from broadcaster import phones
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import fanout_page
+from broadcaster.contacts import service as contacts
+from broadcaster.contacts.importer import ImportFileError, ImportSummary, import_contacts
 from broadcaster.db import utcnow
 from broadcaster.errors import NotFound
-from broadcaster.fanout import fanout_page
-from broadcaster.importer import ImportFileError, ImportSummary, import_contacts
 from broadcaster.models import Community, Contact, ContactStatus, Membership
 from broadcaster.phones import country_of, normalize_phone
 from tests import factories
@@ -485,7 +488,7 @@ def _near_mobiles(draw: st.DrawFn) -> tuple[str, str]:
 @given(case=st.tuples(_typed_numbers(), st.sampled_from(_REGIONS)) | _near_mobiles())
 def test_fast_path_agrees_with_normalize_phone(case: tuple[str, str]) -> None:
     raw, region = case
-    fast = importer._fast_e164(raw, region)
+    fast = phones._fast_e164(raw, region)
     if fast is None:
         return
     assert fast[0] == normalize_phone(raw, region)
@@ -503,17 +506,17 @@ def test_fast_path_agrees_with_normalize_phone(case: tuple[str, str]) -> None:
     ],
 )
 def test_fast_path_takes_the_common_forms(raw: str, region: str, e164: str) -> None:
-    assert importer._fast_e164(raw, region) == (e164, country_of(e164))
+    assert phones._fast_e164(raw, region) == (e164, country_of(e164))
 
 
 @pytest.mark.parametrize(
     "raw", ["00856 20 5555 1234", "856 20 5555 1234", "021 212 345", "+1 415 555 2671", "٠٢٠"]
 )
 def test_fast_path_leaves_the_hard_cases_to_normalize_phone(raw: str) -> None:
-    assert importer._fast_e164(raw, "LA") is None
+    assert phones._fast_e164(raw, "LA") is None
 
 
-@pytest.mark.parametrize("region", sorted(importer._PLANS.values()))
+@pytest.mark.parametrize("region", sorted(phones._PLANS.values()))
 def test_fast_path_agrees_for_every_simple_plan(region: str) -> None:
     """Every region the fast path takes: its example mobile, fixed line and neighbours,
     typed in E.164 and nationally, read at home and from Laos."""
@@ -529,11 +532,11 @@ def test_fast_path_agrees_for_every_simple_plan(region: str) -> None:
                 (f"0{variant}", region),
                 (variant, region),
             ]:
-                fast = importer._fast_e164(raw, read_in)
+                fast = phones._fast_e164(raw, read_in)
                 if fast is not None:
                     assert fast == (normalize_phone(raw, read_in), region), raw
         if kind == PhoneNumberType.MOBILE and phonenumbers.number_type(example) in (
             PhoneNumberType.MOBILE,
             PhoneNumberType.FIXED_LINE_OR_MOBILE,
         ):
-            assert importer._fast_e164(f"+{cc}{nsn}", "LA") is not None, region
+            assert phones._fast_e164(f"+{cc}{nsn}", "LA") is not None, region

@@ -17,12 +17,15 @@ from rich.console import Console
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, in_doubt, monitoring, scheduling
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import fanout_page
 from broadcaster.cli import queue as queue_cli
 from broadcaster.db import utcnow
-from broadcaster.fanout import fanout_page
+from broadcaster.deliveries import in_doubt
 from broadcaster.models import Delivery
-from broadcaster.monitoring import (
+from broadcaster.monitoring import service as monitoring
+from broadcaster.monitoring.service import (
     MemoryHeartbeats,
     RedisHeartbeats,
     WorkerBeat,

@@ -7,14 +7,15 @@ import re
 import pytest
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, contacts
-from broadcaster.config import ConfigError, load_settings
-from broadcaster.preview import (
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.preview import (
     CampaignPreview,
     LanguagePreview,
     preview_campaign,
     preview_template,
 )
+from broadcaster.config import ConfigError, load_settings
+from broadcaster.contacts import service as contacts
 from messages import segments
 from tests import factories
 

@@ -11,10 +11,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, contacts, privacy, scheduling
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import fanout_page
 from broadcaster.config import get_settings, load_settings
+from broadcaster.contacts import privacy
+from broadcaster.contacts import service as contacts
 from broadcaster.db import utcnow
-from broadcaster.fanout import fanout_page
 from broadcaster.models import Contact, Delivery, InboundMessage, Membership
 from broadcaster.runtime import get_runtime, set_runtime
 from tests import factories

@@ -9,11 +9,13 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from broadcaster import auth, campaigns, scheduling
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import fanout_page
 from broadcaster.db import make_session_factory, session_scope, utcnow
 from broadcaster.errors import IllegalState
-from broadcaster.fanout import fanout_page
 from broadcaster.models import Campaign, CampaignState, Delivery
+from broadcaster.users import auth
 from tests import factories
 from tests.services import migrated_database
 

@@ -9,12 +9,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, scheduling, templates
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import fanout_page
+from broadcaster.campaigns.preview import preview_campaign, preview_template
 from broadcaster.db import utcnow
 from broadcaster.errors import InvalidInput, NotFound
-from broadcaster.fanout import fanout_page
 from broadcaster.models import CampaignMessage, Delivery, TemplateVersion
-from broadcaster.preview import preview_campaign, preview_template
+from broadcaster.templates import service as templates
 from messages import TemplateError, load_template_file, parse_template
 from tests import factories
 

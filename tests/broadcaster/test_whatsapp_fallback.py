@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from broadcaster import campaigns, contacts, scheduling
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.contacts import service as contacts
 from broadcaster.db import utcnow
 from broadcaster.models import Campaign, Contact, Delivery
 from tests import factories

@@ -15,13 +15,14 @@ from httpx import Response
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from broadcaster import campaigns, scheduling
-from broadcaster.api.app import create_app
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import fanout_page
 from broadcaster.config import load_settings
 from broadcaster.db import utcnow
-from broadcaster.fanout import fanout_page
 from broadcaster.models import Contact, Delivery
 from broadcaster.runtime import Runtime
+from broadcaster.web.app import create_app
 from tests import factories
 from tests.services import migrated_database
 from tests.stack import ApiServer

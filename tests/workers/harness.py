@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from broadcaster import campaigns, scheduling
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import fanout_page
 from broadcaster.config import load_settings
 from broadcaster.db import utcnow
-from broadcaster.fanout import fanout_page
 from broadcaster.models import Contact, Delivery
 from broadcaster.runtime import Runtime
 from tests import factories

@@ -25,8 +25,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from broadcaster import auth, templates
 from broadcaster.models import AuditEvent
+from broadcaster.templates import service as templates
+from broadcaster.users import auth
 from messages import parse_template
 from tests import factories
 from tests.factories import THREE_LANGUAGES

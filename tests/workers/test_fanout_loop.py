@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from broadcaster import campaigns, scheduling
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
 from broadcaster.config import load_settings
 from broadcaster.db import utcnow
 from broadcaster.models import Campaign, CampaignMessage, CampaignState, Contact, Delivery

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.monitoring import MISSED_BEATS, WorkerBeat, workers_alive
+from broadcaster.monitoring.service import MISSED_BEATS, WorkerBeat, workers_alive
 from tests.services import REDIS_URL
 from tests.stack import Stack, running_stack, wait_for
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from broadcaster import in_doubt
+from broadcaster.deliveries import in_doubt
 from broadcaster.models import Delivery
 from tests.stack import Stack, launch_campaign, seed_audience, wait_for
 from tests.workers.test_faults import accepted_at_least, exactly_once

@@ -12,8 +12,8 @@ import pytest
 import redis
 from sqlalchemy import func, select, update
 
-from broadcaster import contacts
 from broadcaster.config import load_settings
+from broadcaster.contacts import service as contacts
 from broadcaster.db import utcnow
 from broadcaster.models import AuditEvent, Contact
 from broadcaster.runtime import Runtime
@@ -130,7 +130,7 @@ def test_a_launch_is_claimed_at_once_not_at_the_next_tick(kind: str, tmp_path: P
     """With ticks 30 s apart, a campaign launched between them is claimed within a second
     on PostgreSQL (the launch's NOTIFY wakes the scheduler) and its fan-out enqueued; on
     SQLite it waits for the tick, as documented."""
-    from broadcaster import campaigns  # noqa: PLC0415
+    from broadcaster.campaigns import service as campaigns  # noqa: PLC0415
     from broadcaster.models import Campaign  # noqa: PLC0415
     from workers.sending import FANOUT_TASK  # noqa: PLC0415
 

@@ -13,7 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from broadcaster import campaigns, contacts, scheduling
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.contacts import service as contacts
 from broadcaster.db import utcnow
 from broadcaster.models import Contact, Delivery
 from tests import factories

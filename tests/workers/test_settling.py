@@ -19,9 +19,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from broadcaster import campaigns, deliveries, in_doubt, privacy, scheduling
+from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import fanout_page
+from broadcaster.contacts import privacy
 from broadcaster.db import utcnow
-from broadcaster.fanout import fanout_page
+from broadcaster.deliveries import in_doubt
+from broadcaster.deliveries import service as deliveries
 from broadcaster.models import Campaign, Contact, Delivery
 from tests import factories
 from tests.services import migrated_database

@@ -9,11 +9,9 @@ from typing import Any
 from celery import signals
 
 from broadcaster.runtime import get_runtime, set_runtime
-from workers.app import RECONCILE_TASK, TICK_TASK, celery_app
+from workers.app import celery_app
 from workers.context import Context, make_context
-from workers.pipeline import reconcile as reconcile_work
 from workers.pipeline import run_fanout
-from workers.pipeline import tick as tick_work
 from workers.sending import FANOUT_TASK, SEND_TASK
 from workers.sending import send_batch as send_batch_work
 
@@ -43,22 +41,6 @@ def _after_fork(**_: Any) -> None:
     # Connections must not cross a fork: each child makes its own.
     set_runtime(None)
     set_context(None)
-
-
-@celery_app.task(name=TICK_TASK, ignore_result=True)
-def tick() -> None:
-    ctx = context()
-    if not ctx.leases.try_lock("tick", ctx.settings.scheduler_interval):
-        return
-    tick_work(ctx)
-
-
-@celery_app.task(name=RECONCILE_TASK, ignore_result=True)
-def reconcile() -> None:
-    ctx = context()
-    if not ctx.leases.try_lock("reconcile", ctx.settings.reconcile_interval / 2):
-        return
-    reconcile_work(ctx)
 
 
 @celery_app.task(name=FANOUT_TASK, ignore_result=True)

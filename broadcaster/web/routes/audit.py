@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from broadcaster.api.common import ERRORS, MAX_ID
-from broadcaster.api.deps import Admin, Db
+from broadcaster.audit import service as audit
 from broadcaster.models import AuditEvent
+from broadcaster.web.common import ERRORS, MAX_ID
+from broadcaster.web.deps import Admin, Db
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ERRORS)
-
-CSV_COLUMNS = ("id", "at", "actor", "action", "object_type", "object_id", "source", "detail")
 
 
 class AuditOut(BaseModel):
@@ -33,17 +27,6 @@ class AuditOut(BaseModel):
     object_id: str | None
     detail: dict[str, Any]
     source: str | None
-
-
-def events(
-    session: Session, *, action: str | None = None, before: int | None = None, limit: int = 100
-) -> list[AuditEvent]:
-    stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
-    if action:
-        stmt = stmt.where(AuditEvent.action == action)
-    if before:
-        stmt = stmt.where(AuditEvent.id < before)
-    return list(session.scalars(stmt))
 
 
 def _out(e: AuditEvent) -> AuditOut:
@@ -60,26 +43,6 @@ def _out(e: AuditEvent) -> AuditOut:
     )
 
 
-def to_csv(rows: list[AuditEvent]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for e in rows:
-        writer.writerow(
-            [
-                e.id,
-                e.at.isoformat(),
-                e.actor,
-                e.action,
-                e.object_type or "",
-                e.object_id or "",
-                e.source or "",
-                json.dumps(e.detail or {}, ensure_ascii=False, sort_keys=True),
-            ]
-        )
-    return out.getvalue()
-
-
 @router.get("")
 def list_audit(
     _caller: Admin,
@@ -88,7 +51,7 @@ def list_audit(
     before: int | None = Query(default=None, ge=1, le=MAX_ID, description="an id: older rows"),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> list[AuditOut]:
-    return [_out(e) for e in events(session, action=action, before=before, limit=limit)]
+    return [_out(e) for e in audit.events(session, action=action, before=before, limit=limit)]
 
 
 @router.get(
@@ -102,10 +65,10 @@ def export_audit(
     action: str | None = Query(default=None, max_length=64),
     limit: int = Query(default=100_000, ge=1, le=1_000_000),
 ) -> Response:
-    rows = events(session, action=action, limit=limit)
+    rows = audit.events(session, action=action, limit=limit)
     caller.record(session, "audit.export", "audit", None, rows=len(rows))
     return Response(
-        to_csv(rows),
+        audit.to_csv(rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="riskcast-audit.csv"'},
     )

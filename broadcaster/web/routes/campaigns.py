@@ -13,25 +13,23 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, preview
-from broadcaster.api import stats
-from broadcaster.api.common import ERRORS, MAX_ID, Id, phone_for
-from broadcaster.api.deps import Anyone, Caller, Db, Official, Operator, Rt
+from broadcaster.campaigns import actions, preview
+from broadcaster.campaigns import service as campaigns
 from broadcaster.db import utcnow
-from broadcaster.errors import InvalidInput, NotFound
 from broadcaster.models import (
     Campaign,
-    CampaignState,
     Contact,
     Delivery,
-    Role,
     Template,
     TemplateVersion,
     User,
 )
+from broadcaster.monitoring import stats
+from broadcaster.web.common import ERRORS, MAX_ID, Id, phone_for
+from broadcaster.web.deps import Actor, Anyone, Db, Official, Operator, Rt
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"], responses=ERRORS)
 
@@ -56,6 +54,24 @@ class CampaignIn(BaseModel):
     valid_hours: float | None = Field(
         default=None, gt=0, le=24 * 30, description="hours the message stays worth sending"
     )
+
+    def fields(self) -> dict[str, Any]:
+        """The campaign to create, as :func:`broadcaster.campaigns.actions.create` takes it."""
+        return {
+            "name": self.name,
+            "template_key": self.template,
+            "community_slugs": self.communities,
+            "descendants": self.descendants,
+            "languages": self.languages,
+            "countries": self.countries,
+            "priority": self.priority,
+            "channel": self.channel,
+            "variables": self.variables,
+            "quiet_hours": self.quiet_hours,
+            "valid_until": (
+                utcnow() + timedelta(hours=self.valid_hours) if self.valid_hours else None
+            ),
+        }
 
 
 class ScheduleIn(BaseModel):
@@ -124,7 +140,7 @@ def _names(session: Session, ids: set[int | None]) -> dict[int, str]:
     return dict(session.execute(select(User.id, User.name).where(User.id.in_(wanted))).all())
 
 
-def _outs(session: Session, rows: list[Campaign]) -> list[CampaignOut]:
+def campaign_outs(session: Session, rows: list[Campaign]) -> list[CampaignOut]:
     names = _names(session, {c.created_by for c in rows} | {c.approved_by for c in rows})
     counts = stats.counts_for(session, [c.id for c in rows])
     versions = dict(
@@ -165,95 +181,12 @@ def _outs(session: Session, rows: list[Campaign]) -> list[CampaignOut]:
 
 
 def campaign_out(session: Session, campaign: Campaign) -> CampaignOut:
-    return _outs(session, [campaign])[0]
-
-
-def visible(caller: Caller, campaign: Campaign) -> bool:
-    """Officials see their own campaigns and every draft; operators and admins see all."""
-    if caller.role != Role.OFFICIAL:
-        return True
-    return campaign.created_by == caller.user_id or campaign.state == CampaignState.DRAFT
-
-
-def get_visible(session: Session, caller: Caller, campaign_id: int) -> Campaign:
-    campaign = campaigns.get(session, campaign_id)
-    if not visible(caller, campaign):
-        raise NotFound(f"campaign {campaign_id} does not exist")
-    return campaign
-
-
-def list_visible(session: Session, caller: Caller, limit: int = 100) -> list[Campaign]:
-    stmt = select(Campaign).order_by(Campaign.id.desc()).limit(limit)
-    if caller.role == Role.OFFICIAL:
-        stmt = stmt.where(
-            or_(Campaign.created_by == caller.user_id, Campaign.state == CampaignState.DRAFT.value)
-        )
-    return list(session.scalars(stmt))
-
-
-def create(session: Session, caller: Caller, body: CampaignIn) -> Campaign:
-    campaign = campaigns.create_campaign(
-        session,
-        name=body.name,
-        template_key=body.template,
-        community_slugs=body.communities,
-        descendants=body.descendants,
-        languages=body.languages,
-        countries=body.countries,
-        priority=body.priority,
-        channel=body.channel,
-        variables=body.variables,
-        quiet_hours=body.quiet_hours,
-        valid_until=utcnow() + timedelta(hours=body.valid_hours) if body.valid_hours else None,
-        created_by=caller.user_id,
-    )
-    caller.record(session, "campaign.create", "campaign", campaign.id, name=campaign.name)
-    return campaign
-
-
-def schedule(
-    session: Session, caller: Caller, campaign_id: int, send_at: datetime | None, threshold: int
-) -> Campaign:
-    get_visible(session, caller, campaign_id)
-    if send_at is not None and send_at.tzinfo is None:
-        raise InvalidInput("give a time zone (e.g. 2024-05-01T09:00:00+07:00)", field="send_at")
-    campaign = campaigns.schedule(
-        session, campaign_id, send_at=send_at, approval_threshold=threshold
-    )
-    caller.record(
-        session,
-        "campaign.schedule" if send_at else "campaign.launch",
-        "campaign",
-        campaign_id,
-        send_at=campaign.send_at.isoformat() if campaign.send_at else None,
-    )
-    return campaign
-
-
-def approve(session: Session, caller: Caller, campaign_id: int) -> Campaign:
-    get_visible(session, caller, campaign_id)
-    campaign = campaigns.approve(session, campaign_id, caller.user_id)
-    caller.record(session, "campaign.approve", "campaign", campaign_id)
-    return campaign
-
-
-def operate(session: Session, caller: Caller, campaign_id: int, action: str) -> Campaign:
-    """pause, resume or cancel, audited."""
-    moves = {"pause": campaigns.pause, "resume": campaigns.resume, "cancel": campaigns.cancel}
-    campaign = moves[action](session, campaign_id)
-    caller.record(session, f"campaign.{action}", "campaign", campaign_id, state=campaign.state)
-    return campaign
-
-
-def retry(session: Session, caller: Caller, campaign_id: int) -> int:
-    count = campaigns.retry_failed(session, campaign_id)
-    caller.record(session, "campaign.retry_failed", "campaign", campaign_id, deliveries=count)
-    return count
+    return campaign_outs(session, [campaign])[0]
 
 
 def deliveries_page(
     session: Session,
-    caller: Caller,
+    caller: Actor,
     campaign_id: int,
     *,
     state: str | None,
@@ -293,23 +226,23 @@ def deliveries_page(
 def list_campaigns(
     caller: Anyone, session: Db, limit: int = Query(default=100, ge=1, le=500)
 ) -> list[CampaignOut]:
-    return _outs(session, list_visible(session, caller, limit))
+    return campaign_outs(session, actions.list_visible(session, caller, limit))
 
 
 @router.post("", status_code=201)
 def create_campaign(body: CampaignIn, caller: Official, session: Db) -> CampaignOut:
-    return campaign_out(session, create(session, caller, body))
+    return campaign_out(session, actions.create(session, caller, **body.fields()))
 
 
 @router.get("/{campaign_id}")
 def campaign_status(campaign_id: Id, caller: Anyone, session: Db) -> CampaignOut:
-    return campaign_out(session, get_visible(session, caller, campaign_id))
+    return campaign_out(session, actions.get_visible(session, caller, campaign_id))
 
 
 @router.get("/{campaign_id}/preview")
 def preview_campaign(campaign_id: Id, caller: Anyone, session: Db, rt: Rt) -> dict[str, Any]:
     """Per language: text, encoding, segments, recipients, cost; and wording warnings."""
-    get_visible(session, caller, campaign_id)
+    actions.get_visible(session, caller, campaign_id)
     return preview.preview_campaign(
         session, campaign_id, prices=rt.settings.segment_prices
     ).to_dict()
@@ -318,7 +251,7 @@ def preview_campaign(campaign_id: Id, caller: Anyone, session: Db, rt: Rt) -> di
 @router.get("/{campaign_id}/approval")
 def approval(campaign_id: Id, caller: Anyone, session: Db, rt: Rt) -> ApprovalOut:
     """Whether the two-person rule applies to this campaign, and who approved it."""
-    campaign = get_visible(session, caller, campaign_id)
+    campaign = actions.get_visible(session, caller, campaign_id)
     rule = campaigns.approval_rule(session, campaign, rt.settings.approval_threshold)
     names = _names(session, {campaign.approved_by})
     return ApprovalOut(
@@ -332,43 +265,45 @@ def approval(campaign_id: Id, caller: Anyone, session: Db, rt: Rt) -> ApprovalOu
 @router.post("/{campaign_id}/approve")
 def approve_campaign(campaign_id: Id, caller: Official, session: Db) -> CampaignOut:
     """Approve a draft as the second person (not its creator)."""
-    return campaign_out(session, approve(session, caller, campaign_id))
+    return campaign_out(session, actions.approve(session, caller, campaign_id))
 
 
 @router.post("/{campaign_id}/schedule")
 def schedule_campaign(
     campaign_id: Id, body: ScheduleIn, caller: Official, session: Db, rt: Rt
 ) -> CampaignOut:
-    campaign = schedule(session, caller, campaign_id, body.send_at, rt.settings.approval_threshold)
+    campaign = actions.schedule(
+        session, caller, campaign_id, body.send_at, rt.settings.approval_threshold
+    )
     return campaign_out(session, campaign)
 
 
 @router.post("/{campaign_id}/launch")
 def launch_campaign(campaign_id: Id, caller: Official, session: Db, rt: Rt) -> CampaignOut:
     """Schedule for now: the scheduler picks it up within seconds."""
-    campaign = schedule(session, caller, campaign_id, None, rt.settings.approval_threshold)
+    campaign = actions.schedule(session, caller, campaign_id, None, rt.settings.approval_threshold)
     return campaign_out(session, campaign)
 
 
 @router.post("/{campaign_id}/pause")
 def pause_campaign(campaign_id: Id, caller: Operator, session: Db) -> CampaignOut:
-    return campaign_out(session, operate(session, caller, campaign_id, "pause"))
+    return campaign_out(session, actions.operate(session, caller, campaign_id, "pause"))
 
 
 @router.post("/{campaign_id}/resume")
 def resume_campaign(campaign_id: Id, caller: Operator, session: Db) -> CampaignOut:
-    return campaign_out(session, operate(session, caller, campaign_id, "resume"))
+    return campaign_out(session, actions.operate(session, caller, campaign_id, "resume"))
 
 
 @router.post("/{campaign_id}/cancel")
 def cancel_campaign(campaign_id: Id, caller: Operator, session: Db) -> CampaignOut:
-    return campaign_out(session, operate(session, caller, campaign_id, "cancel"))
+    return campaign_out(session, actions.operate(session, caller, campaign_id, "cancel"))
 
 
 @router.post("/{campaign_id}/retry-failed")
 def retry_failed(campaign_id: Id, caller: Operator, session: Db) -> RetryOut:
     """Queue again the failures a retry may overcome (never permanent refusals)."""
-    count = retry(session, caller, campaign_id)
+    count = actions.retry(session, caller, campaign_id)
     return RetryOut(
         campaign=campaign_out(session, campaigns.get(session, campaign_id)), requeued=count
     )
@@ -383,12 +318,12 @@ def list_deliveries(
     after: int = Query(default=0, ge=0, le=MAX_ID, description="the last id of the previous page"),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> DeliveryPage:
-    get_visible(session, caller, campaign_id)
+    actions.get_visible(session, caller, campaign_id)
     return deliveries_page(session, caller, campaign_id, state=state, after=after, limit=limit)
 
 
 @router.get("/{campaign_id}/failures")
 def campaign_failures(campaign_id: Id, caller: Anyone, session: Db) -> list[dict[str, Any]]:
     """Failed and undelivered deliveries grouped by provider error code, with its message."""
-    get_visible(session, caller, campaign_id)
+    actions.get_visible(session, caller, campaign_id)
     return [vars(f) for f in stats.failures(session, campaign_id)]

@@ -10,10 +10,10 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from broadcaster import cap
-from broadcaster.api.common import ERRORS, Id
-from broadcaster.api.deps import Anyone, Db, Official, Rt
+from broadcaster.cap import service as cap
 from broadcaster.models import User
+from broadcaster.web.common import ERRORS, Id
+from broadcaster.web.deps import Anyone, Db, Official, Rt
 from messages.cap import MAX_BYTES, MEDIA_TYPE
 
 router = APIRouter(prefix="/api/v1/cap", tags=["cap"], responses=ERRORS)

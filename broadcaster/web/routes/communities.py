@@ -6,10 +6,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from broadcaster import communities
-from broadcaster.api.common import ERRORS
-from broadcaster.api.deps import Anyone, Db, Official
+from broadcaster.communities import service as communities
 from broadcaster.models import Community
+from broadcaster.web.common import ERRORS
+from broadcaster.web.deps import Anyone, Db, Official
 
 router = APIRouter(prefix="/api/v1/communities", tags=["communities"], responses=ERRORS)
 

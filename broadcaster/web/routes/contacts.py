@@ -17,12 +17,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.background import BackgroundTask
 
-from broadcaster import contacts, importer
-from broadcaster.api.common import ERRORS, phone_for
-from broadcaster.api.deps import Anyone, Caller, Db, Official, Rt
+from broadcaster.contacts import importer
+from broadcaster.contacts import service as contacts
 from broadcaster.errors import InvalidInput, NotFound
 from broadcaster.models import Contact
 from broadcaster.phones import BULLET, PhoneError, normalize_phone
+from broadcaster.web.common import ERRORS, phone_for
+from broadcaster.web.deps import Actor, Anyone, Db, Official, Rt
 
 router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"], responses=ERRORS)
 
@@ -45,7 +46,7 @@ class ContactIn(BaseModel):
     channel: Literal["sms", "whatsapp"] | None = None
 
 
-def _out(caller: Caller, c: Contact) -> ContactOut:
+def _out(caller: Actor, c: Contact) -> ContactOut:
     return ContactOut(
         id=c.id,
         phone=phone_for(caller, c.phone) or "",

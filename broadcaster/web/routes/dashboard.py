@@ -27,18 +27,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.middleware.sessions import SessionMiddleware
 
-from broadcaster import audit, auth, campaigns, in_doubt, monitoring, preview, templates
-from broadcaster.api import audit as audit_api
-from broadcaster.api import campaigns as campaigns_api
-from broadcaster.api import inbox as inbox_api
-from broadcaster.api import stats
-from broadcaster.api.common import MAX_ID, Id
-from broadcaster.api.deps import Caller, Db, Rt, client_ip
+from broadcaster.audit import service as audit
+from broadcaster.campaigns import actions, preview
+from broadcaster.campaigns import service as campaigns
 from broadcaster.db import utcnow
+from broadcaster.deliveries import in_doubt
 from broadcaster.errors import InvalidInput, NotFound, RiskcastError
 from broadcaster.models import Community, DeliveryState, Role, User
+from broadcaster.monitoring import service as monitoring
+from broadcaster.monitoring import stats
 from broadcaster.phones import mask_phone
 from broadcaster.runtime import Runtime
+from broadcaster.templates import service as templates
+from broadcaster.users import auth
+from broadcaster.web.common import MAX_ID, Id
+from broadcaster.web.deps import Actor, Db, Rt, client_ip
+from broadcaster.web.routes import campaigns as campaigns_api
+from broadcaster.web.routes import inbox as inbox_api
 from messages import TemplateError
 
 log = logging.getLogger(__name__)
@@ -93,19 +98,19 @@ def check_csrf(request: Request, token: str) -> None:
         raise HTTPException(403, "the form expired or did not come from this site; reload it")
 
 
-def signed_in(request: Request, session: Db) -> Caller:
+def signed_in(request: Request, session: Db) -> Actor:
     uid = request.session.get("uid")
     user = session.get(User, uid) if isinstance(uid, int) else None
     if user is None or not user.active:
         request.session.pop("uid", None)
         raise LoginRequired
-    return Caller(user_id=user.id, name=user.name, role=user.role, source=client_ip(request))
+    return Actor(user_id=user.id, name=user.name, role=user.role, source=client_ip(request))
 
 
-Viewer = Annotated[Caller, Depends(signed_in)]
+Viewer = Annotated[Actor, Depends(signed_in)]
 
 
-def allow(caller: Caller, roles: frozenset[str]) -> None:
+def allow(caller: Actor, roles: frozenset[str]) -> None:
     if caller.role not in roles:
         raise HTTPException(403, f"this page is for {' or '.join(sorted(roles))}")
 
@@ -114,7 +119,7 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
     request.session.setdefault("flash", []).append([kind, message])
 
 
-def render(request: Request, name: str, caller: Caller | None, **context: Any) -> HTMLResponse:
+def render(request: Request, name: str, caller: Actor | None, **context: Any) -> HTMLResponse:
     messages = request.session.pop("flash", [])
     return pages.TemplateResponse(
         request,
@@ -163,13 +168,13 @@ def login(
     user = auth.authenticate(session, name, password)
     source = client_ip(request)
     if user is None:
-        audit.record(session, actor=name[:100], action="login.failed", source=source)
+        Actor(user_id=None, name=name[:100], role="", source=source).record(session, "login.failed")
         flash(request, "wrong name or password", "error")
         return back("/login")
     request.session.clear()
     request.session["uid"] = user.id
     csrf_token(request)
-    Caller(user.id, user.name, user.role, source).record(session, "login", "user", user.id)
+    Actor(user.id, user.name, user.role, source).record(session, "login", "user", user.id)
     return back("/dashboard")
 
 
@@ -185,8 +190,10 @@ def logout(request: Request, session: Db, caller: Viewer, csrf: Annotated[str, F
 
 @router.get("")
 def home(request: Request, session: Db, caller: Viewer) -> HTMLResponse:
-    rows = campaigns_api.list_visible(session, caller, 100)
-    return render(request, "campaigns.html", caller, campaigns=campaigns_api._outs(session, rows))
+    rows = actions.list_visible(session, caller, 100)
+    return render(
+        request, "campaigns.html", caller, campaigns=campaigns_api.campaign_outs(session, rows)
+    )
 
 
 def _compose_defaults(session: Session) -> dict[str, Any]:
@@ -255,7 +262,7 @@ def compose(
         payload = None
     if payload is not None and action == "create" and name.strip():
         with attempt(request, session):
-            campaign = campaigns_api.create(session, caller, payload)
+            campaign = actions.create(session, caller, **payload.fields())
             flash(request, f"campaign {campaign.id} saved as a draft")
             return back(f"/dashboard/campaigns/{campaign.id}")
     elif payload is not None:
@@ -263,16 +270,7 @@ def compose(
             error = "name: give the campaign a name"
         savepoint = session.begin_nested()
         try:
-            draft = campaigns.create_campaign(
-                session,
-                name=payload.name,
-                template_key=payload.template,
-                community_slugs=payload.communities,
-                priority=payload.priority,
-                channel=payload.channel,
-                variables=payload.variables,
-                created_by=caller.user_id,
-            )
+            draft = actions.create(session, caller, **payload.fields())
             result = preview.preview_campaign(
                 session, draft.id, prices=rt.settings.segment_prices
             ).to_dict()
@@ -308,7 +306,7 @@ def campaign_page(
     request: Request, session: Db, caller: Viewer, rt: Rt, campaign_id: Id
 ) -> HTMLResponse:
     try:
-        campaign = campaigns_api.get_visible(session, caller, campaign_id)
+        campaign = actions.get_visible(session, caller, campaign_id)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     out = campaigns_api.campaign_out(session, campaign)
@@ -352,16 +350,16 @@ def campaign_action(
         if action in {"approve", "schedule", "launch"}:
             allow(caller, OFFICIAL)
             if action == "approve":
-                campaigns_api.approve(session, caller, campaign_id)
+                actions.approve(session, caller, campaign_id)
             else:
                 when = _local_time(send_at, timezone) if action == "schedule" else None
-                campaigns_api.schedule(session, caller, campaign_id, when, threshold)
+                actions.schedule(session, caller, campaign_id, when, threshold)
         elif action in {"pause", "resume", "cancel"}:
             allow(caller, OPERATOR)
-            campaigns_api.operate(session, caller, campaign_id, action)
+            actions.operate(session, caller, campaign_id, action)
         elif action == "retry-failed":
             allow(caller, OPERATOR)
-            count = campaigns_api.retry(session, caller, campaign_id)
+            count = actions.retry(session, caller, campaign_id)
             flash(request, f"{count} deliveries queued again")
         else:
             raise HTTPException(404, f"no action {action!r}")
@@ -391,7 +389,7 @@ def deliveries_page(
     after: Annotated[int, Query(le=MAX_ID)] = 0,
 ) -> HTMLResponse:
     try:
-        campaigns_api.get_visible(session, caller, campaign_id)
+        actions.get_visible(session, caller, campaign_id)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     if state is not None and state not in {s.value for s in DeliveryState}:
@@ -453,7 +451,7 @@ def operator_page(request: Request, session: Db, caller: Viewer, rt: Rt) -> HTML
     allow(caller, OPERATOR)
     depths = stats.queue_depths(rt.settings.effective_redis_url)
     doubt = in_doubt.summary(session, rt.settings.in_doubt_after)
-    rows = campaigns_api.list_visible(session, caller, 50)
+    rows = actions.list_visible(session, caller, 50)
     now = utcnow()
     current_minute = now.replace(second=0, microsecond=0)
     seen = monitoring.workers_alive(rt.settings.effective_redis_url)
@@ -469,7 +467,7 @@ def operator_page(request: Request, session: Db, caller: Viewer, rt: Rt) -> HTML
             monitoring.sent_per_minute(session, now=now), current_minute=current_minute
         ),
         by_state=stats.deliveries_by_state(session),
-        campaigns=campaigns_api._outs(session, rows),
+        campaigns=campaigns_api.campaign_outs(session, rows),
         failures=stats.failures(session),
         in_doubt=doubt,
         in_doubt_rows=[
@@ -493,17 +491,17 @@ def audit_page(
     action: Annotated[str | None, Query(max_length=64)] = None,
 ) -> HTMLResponse:
     allow(caller, ADMIN)
-    rows = audit_api.events(session, action=action or None, limit=300)
+    rows = audit.events(session, action=action or None, limit=300)
     return render(request, "audit.html", caller, events=rows, action=action or "")
 
 
 @router.get("/audit.csv")
 def audit_csv(request: Request, session: Db, caller: Viewer) -> Response:
     allow(caller, ADMIN)
-    rows = audit_api.events(session, limit=1_000_000)
+    rows = audit.events(session, limit=1_000_000)
     caller.record(session, "audit.export", "audit", None, rows=len(rows))
     return Response(
-        audit_api.to_csv(rows),
+        audit.to_csv(rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="riskcast-audit.csv"'},
     )

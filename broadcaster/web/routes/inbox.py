@@ -10,10 +10,10 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcaster.api.common import ERRORS, MAX_ID, Id, phone_for, text_for
-from broadcaster.api.deps import Caller, Db, Official
 from broadcaster.errors import NotFound
 from broadcaster.models import InboundMessage
+from broadcaster.web.common import ERRORS, MAX_ID, Id, phone_for, text_for
+from broadcaster.web.deps import Actor, Db, Official
 
 router = APIRouter(prefix="/api/v1/inbox", tags=["inbox"], responses=ERRORS)
 
@@ -52,7 +52,7 @@ def messages(
     return list(session.scalars(stmt))
 
 
-def out(caller: Caller, m: InboundMessage) -> InboundOut:
+def out(caller: Actor, m: InboundMessage) -> InboundOut:
     return InboundOut(
         id=m.id,
         from_phone=phone_for(caller, m.from_phone) or "",
@@ -63,7 +63,7 @@ def out(caller: Caller, m: InboundMessage) -> InboundOut:
     )
 
 
-def set_tag(session: Session, caller: Caller, message_id: int, tag: str | None) -> InboundMessage:
+def set_tag(session: Session, caller: Actor, message_id: int, tag: str | None) -> InboundMessage:
     message = session.get(InboundMessage, message_id)
     if message is None:
         raise NotFound(f"inbound message {message_id} does not exist")

@@ -11,7 +11,7 @@ Gauges, read when Prometheus scrapes (one grouped query each):
   (``sending`` with no provider SID past the in-doubt age: the provider may have them, and
   the reconciler is asking its read API) and the oldest one's age;
 - ``riskcast_workers_alive``: worker processes whose heartbeat has not expired
-  (:mod:`broadcaster.monitoring`); absent when Redis cannot be read.
+  (:mod:`broadcaster.monitoring.service`); absent when Redis cannot be read.
 
 Send latency, provider errors as they happen and rate-limiter waits happen in the worker
 processes, which this API process cannot observe; they belong in the workers' own exporter
@@ -32,12 +32,13 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcaster import in_doubt, monitoring
-from broadcaster.api import stats
-from broadcaster.api.common import ERRORS
-from broadcaster.api.deps import Db, Operator, Rt
+from broadcaster.deliveries import in_doubt
 from broadcaster.models import Campaign, CampaignState, DeliveryState, Priority
+from broadcaster.monitoring import service as monitoring
+from broadcaster.monitoring import stats
 from broadcaster.runtime import Runtime
+from broadcaster.web.common import ERRORS
+from broadcaster.web.deps import Db, Operator, Rt
 
 metrics_router = APIRouter(tags=["metrics"], responses=ERRORS)
 

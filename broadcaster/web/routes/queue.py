@@ -8,10 +8,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from broadcaster import in_doubt, monitoring
-from broadcaster.api import stats
-from broadcaster.api.common import ERRORS, phone_for
-from broadcaster.api.deps import Db, Operator, Rt
+from broadcaster.deliveries import in_doubt
+from broadcaster.monitoring import service as monitoring
+from broadcaster.monitoring import stats
+from broadcaster.web.common import ERRORS, phone_for
+from broadcaster.web.deps import Db, Operator, Rt
 
 router = APIRouter(prefix="/api/v1", tags=["queue"], responses=ERRORS)
 

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from broadcaster import preview, templates
-from broadcaster.api.common import ERRORS
-from broadcaster.api.deps import Anyone, Db
+from broadcaster.campaigns import preview
+from broadcaster.templates import service as templates
+from broadcaster.web.common import ERRORS
+from broadcaster.web.deps import Anyone, Db
 
 router = APIRouter(prefix="/api/v1/templates", tags=["templates"], responses=ERRORS)
 

@@ -9,10 +9,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from broadcaster import auth
-from broadcaster.api.common import ERRORS, Id
-from broadcaster.api.deps import Admin, Db
 from broadcaster.models import User
+from broadcaster.users import auth
+from broadcaster.web.common import ERRORS, Id
+from broadcaster.web.deps import Admin, Db
 
 router = APIRouter(prefix="/api/v1", tags=["users"], responses=ERRORS)
 

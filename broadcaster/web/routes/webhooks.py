@@ -22,24 +22,20 @@ from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from broadcaster import deliveries, fallback, inbound
-from broadcaster.api.deps import db_session, get_rt
+from broadcaster.deliveries import fallback
+from broadcaster.deliveries import service as deliveries
+from broadcaster.inbound import service as inbound
 from broadcaster.runtime import Runtime
+from broadcaster.web.deps import db_session, get_rt
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
 
-STATUS_PATH = "/webhooks/twilio/status"
 INBOUND_PATH = "/webhooks/twilio/inbound"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 SIGNATURE_HEADER = "X-Twilio-Signature"
 # Present when a Twilio Webhook Rule signs with a SharedKey instead of the Auth Token.
 SHARED_KEY_HEADER = "X-Twilio-Webhooks-Signature-Settings"
-
-
-def status_callback_url(public_url: str, delivery_id: int) -> str:
-    """The StatusCallback given to the provider: it carries the delivery id."""
-    return f"{public_url}{STATUS_PATH}?d={delivery_id}"
 
 
 def twiml(reply: str | None) -> str:
