@@ -1,9 +1,11 @@
-"""CAP 1.2 (OASIS Common Alerting Protocol) alerts: parse and validate, turn into SMS
-template variants, and write back as XML, with an Atom feed of them.
+"""CAP (OASIS Common Alerting Protocol) alerts: read and validate them against the OASIS
+CAP 1.2 schema (CAP 1.1 alerts are upgraded), turn them into SMS template variants, and
+write them back as XML, with an Atom feed of them.
 
-- :mod:`~messages.cap.model`: the alert as frozen dataclasses, CAP's value lists, and
-  :class:`CapError`;
-- :mod:`~messages.cap.parse`: safe parsing and validation;
+- :mod:`~messages.cap.model`: the alert as frozen dataclasses, and :class:`CapError`;
+- :mod:`~messages.cap.parse`: safe parsing, the schema, and the checks riskcast adds;
+- :mod:`~messages.cap.schema`: the shipped OASIS XSD and its findings, worded by path;
+- :mod:`~messages.cap.upgrade`: CAP 1.1 read as 1.2;
 - :mod:`~messages.cap.fitting` and :mod:`~messages.cap.template`: SMS bodies within a
   segment budget, and the template made of them;
 - :mod:`~messages.cap.writing` and :mod:`~messages.cap.feed`: CAP XML and the Atom feed.
@@ -13,16 +15,8 @@ from messages.cap.feed import ATOM_NS, FeedEntry, atom_feed
 from messages.cap.fitting import BUDGET, ELLIPSIS, fit
 from messages.cap.model import (
     CAP_NS,
-    CATEGORIES,
-    CERTAINTIES,
     DEFAULT_LANGUAGE,
     MEDIA_TYPE,
-    MSG_TYPES,
-    RESPONSE_TYPES,
-    SCOPES,
-    SEVERITIES,
-    STATUSES,
-    URGENCIES,
     URGENT_SEVERITIES,
     URGENT_URGENCIES,
     Alert,
@@ -44,25 +38,19 @@ from messages.cap.template import (
     to_template,
     variants,
 )
+from messages.cap.upgrade import CAP11_NS
 from messages.cap.writing import to_xml
 
 __all__ = [
     "ATOM_NS",
     "BUDGET",
+    "CAP11_NS",
     "CAP_NS",
-    "CATEGORIES",
-    "CERTAINTIES",
     "DEFAULT_LANGUAGE",
     "ELLIPSIS",
     "MAX_BYTES",
     "MAX_ID_LENGTH",
     "MEDIA_TYPE",
-    "MSG_TYPES",
-    "RESPONSE_TYPES",
-    "SCOPES",
-    "SEVERITIES",
-    "STATUSES",
-    "URGENCIES",
     "URGENT_SEVERITIES",
     "URGENT_URGENCIES",
     "Alert",

@@ -1,6 +1,5 @@
 """A CAP alert as riskcast holds it: frozen dataclasses for ``<alert>``, ``<info>``,
-``<area>`` and the name-value pairs, the CAP 1.2 value lists, and the error every CAP step
-raises."""
+``<area>`` and the name-value pairs, and the error every CAP step raises."""
 
 from __future__ import annotations
 
@@ -12,40 +11,12 @@ from typing import Final
 CAP_NS: Final = "urn:oasis:names:tc:emergency:cap:1.2"
 MEDIA_TYPE: Final = "application/cap+xml"
 DEFAULT_LANGUAGE: Final = "en-US"
-
-STATUSES: Final = ("Actual", "Exercise", "System", "Test", "Draft")
-MSG_TYPES: Final = ("Alert", "Update", "Cancel", "Ack", "Error")
-SCOPES: Final = ("Public", "Restricted", "Private")
-CATEGORIES: Final = (
-    "Geo",
-    "Met",
-    "Safety",
-    "Security",
-    "Rescue",
-    "Fire",
-    "Health",
-    "Env",
-    "Transport",
-    "Infra",
-    "CBRNE",
-    "Other",
-)
-RESPONSE_TYPES: Final = (
-    "Shelter",
-    "Evacuate",
-    "Prepare",
-    "Execute",
-    "Avoid",
-    "Monitor",
-    "Assess",
-    "AllClear",
-    "None",
-)
-URGENCIES: Final = ("Immediate", "Expected", "Future", "Past", "Unknown")
-SEVERITIES: Final = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
-CERTAINTIES: Final = ("Observed", "Likely", "Possible", "Unlikely", "Unknown")
 URGENT_URGENCIES: Final = frozenset({"Immediate", "Expected"})
 URGENT_SEVERITIES: Final = frozenset({"Extreme", "Severe"})
+DATETIME_REASON: Final = (
+    "is not a CAP date-time with a time zone "
+    "(like 2024-05-01T10:00:00+07:00; CAP writes UTC as +00:00, never Z)"
+)
 
 
 class CapError(ValueError):
@@ -63,6 +34,14 @@ class CapError(ValueError):
         super().__init__(f"{path}: {reason}" if path else reason)
 
 
+def local(tag: str) -> tuple[str | None, str]:
+    """``(namespace, name)`` of an ElementTree tag like ``{urn:...:cap:1.2}info``."""
+    if tag.startswith("{"):
+        namespace, _, name = tag[1:].partition("}")
+        return namespace, name
+    return None, tag
+
+
 def format_datetime(value: datetime) -> str:
     """A CAP date-time: seconds and a numeric zone (``2024-05-01T10:00:00+07:00``)."""
     if value.tzinfo is None or value.utcoffset() is None:
@@ -72,7 +51,8 @@ def format_datetime(value: datetime) -> str:
 
 @dataclass(frozen=True)
 class ValuePair:
-    """A ``<geocode>``, ``<eventCode>`` or ``<parameter>``: valueName and value."""
+    """A ``<geocode>``, ``<eventCode>`` or ``<parameter>``: valueName and value (either
+    may be empty, as the schema allows)."""
 
     name: str
     value: str
