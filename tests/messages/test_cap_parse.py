@@ -160,8 +160,9 @@ def test_malformed_xml() -> None:
 
 
 def test_wrong_namespace_or_root() -> None:
-    old = error(minimal(ns="urn:oasis:names:tc:emergency:cap:1.1"))
-    assert old.startswith("alert: namespace 'urn:oasis:names:tc:emergency:cap:1.1' is not CAP 1.2")
+    old = error(minimal(ns="http://www.incident.com/cap/1.0"))
+    assert old.startswith("alert: namespace 'http://www.incident.com/cap/1.0' is not CAP 1.2")
+    assert "CAP 1.0 is not accepted" in old
     assert "no namespace is not CAP 1.2" in error(b"<alert><identifier>x</identifier></alert>")
     assert "the root element is <feed>" in error(f'<feed xmlns="{CAP_NS}"/>'.encode())
 
