@@ -6,7 +6,9 @@ import itertools
 
 from sqlalchemy.orm import Session
 
-from broadcaster import campaigns, communities, contacts, templates
+from broadcaster import campaigns, communities, contacts, scheduling, templates
+from broadcaster.db import utcnow
+from broadcaster.fanout import fanout_page
 from broadcaster.models import Campaign, Community, Contact, Membership
 from messages import parse_template
 
@@ -97,3 +99,12 @@ def campaign(
         community_slugs=community_slugs,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def fanned_out(session: Session, campaign_id: int) -> int:
+    """A launched campaign claimed as the scheduler claims it and fanned out in one page as
+    the fan-out task writes it; returns how many deliveries were created. The caller
+    commits."""
+    claimed = scheduling.claim_due(session, utcnow())
+    assert campaign_id in {cid for cid, _ in claimed}, f"campaign {campaign_id} was not due"
+    return fanout_page(session, campaign_id, page_size=1000, batch_size=100).created
