@@ -157,3 +157,30 @@ def test_official_composes_second_official_approves_operator_watches(
     ]
     assert ("campaign.approve", "omar") in done and ("campaign.launch", "olivia") in done
     assert ("login.failed", "olivia") in done
+
+
+def test_officials_see_which_templates_await_review(app: object, session: Session) -> None:
+    """A template whose translations await a native speaker says so in the official's
+    preview; once a reviewer signs it off (``review: false``, a new version) it no longer
+    does."""
+    factories.community(session, "laos", country="LA", language="lo")
+    factories.contact(session, community_slugs=("laos",))
+    key = factories.template(session, {**factories.THREE_LANGUAGES, "review": True})
+    person(session, "olivia", "official", password=PASSWORD)
+    awaiting = "awaiting review by a native speaker"
+    previewed = "<strong>1</strong> recipient"  # the preview itself is on the page
+
+    with TestClient(app) as olivia:
+        form = {
+            "csrf": login(olivia, "olivia"),
+            "name": "Testing week",
+            "template": key,
+            "communities": ["laos"],
+            "action": "preview",
+        }
+        drafted = olivia.post("/dashboard/compose", data=form).text
+        assert previewed in drafted and awaiting in drafted
+
+        factories.template(session, {**factories.THREE_LANGUAGES, "review": False})
+        signed_off = olivia.post("/dashboard/compose", data=form).text
+        assert previewed in signed_off and awaiting not in signed_off
