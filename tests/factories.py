@@ -6,9 +6,12 @@ import itertools
 
 from sqlalchemy.orm import Session
 
+from broadcaster.campaigns import scheduling
 from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import fanout_page
 from broadcaster.communities import service as communities
 from broadcaster.contacts import service as contacts
+from broadcaster.db import utcnow
 from broadcaster.models import Campaign, Community, Contact, Membership
 from broadcaster.templates import service as templates
 from messages import parse_template
@@ -100,3 +103,12 @@ def campaign(
         community_slugs=community_slugs,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def fanned_out(session: Session, campaign_id: int) -> int:
+    """A launched campaign claimed as the scheduler claims it and fanned out in one page as
+    the fan-out task writes it; returns how many deliveries were created. The caller
+    commits."""
+    claimed = scheduling.claim_due(session, utcnow())
+    assert campaign_id in {cid for cid, _ in claimed}, f"campaign {campaign_id} was not due"
+    return fanout_page(session, campaign_id, page_size=1000, batch_size=100).created

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import re
 
+import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcaster.models import AuditEvent
+from broadcaster.phones import mask_phone
 from tests import factories
 from tests.broadcaster.apiclient import PASSWORD, TestClient, app, person  # noqa: F401
 
@@ -31,12 +33,27 @@ def login(client: TestClient, name: str) -> str:
     return csrf(response.text)
 
 
+# A number as people write it: digits with spaces, dashes, dots or brackets between them.
+DIGIT_RUN = re.compile(r"\d[\d\s().-]*\d")
+
+
+def shows_whole_number(page: str, e164: str) -> bool:
+    """Whether ``page`` shows the number in any format (E.164, international, national,
+    digits only, any separators): some run of digits holds all of its national digits."""
+    national_digits = phonenumbers.national_significant_number(phonenumbers.parse(e164))
+    return any(
+        national_digits in re.sub(r"\D", "", run.group()) for run in DIGIT_RUN.finditer(page)
+    )
+
+
 def test_official_composes_second_official_approves_operator_watches(
     app: object, session: Session
 ) -> None:
     factories.community(session, "laos", country="LA", language="lo")
-    for i in range(6):
-        factories.contact(session, factories.lao_number(800 + i), community_slugs=("laos",))
+    phones = [
+        factories.contact(session, factories.lao_number(800 + i), community_slugs=("laos",)).phone
+        for i in range(6)
+    ]
     factories.template(session)
     person(session, "olivia", "official", password=PASSWORD)
     person(session, "omar", "official", password=PASSWORD)
@@ -102,6 +119,8 @@ def test_official_composes_second_official_approves_operator_watches(
         assert "Testing week" in olivia.get("/dashboard").text
         assert olivia.get("/dashboard/inbox").status_code == 200
 
+    assert factories.fanned_out(session, cid) == len(phones)
+
     with TestClient(app) as otto:
         token = login(otto, "otto")
         page = otto.get("/dashboard/operator").text
@@ -111,10 +130,14 @@ def test_official_composes_second_official_approves_operator_watches(
         )
         assert "pause: done" in paused.text
         deliveries = otto.get(f"/dashboard/campaigns/{cid}/deliveries").text
-        assert "+856205" not in deliveries
+        for phone in phones:
+            assert mask_phone(phone) in deliveries, f"{mask_phone(phone)} not listed"
+            assert not shows_whole_number(deliveries, phone), f"{mask_phone(phone)} shown whole"
 
     with TestClient(app) as ada:
         login(ada, "ada")
+        whole = ada.get(f"/dashboard/campaigns/{cid}/deliveries").text
+        assert all(shows_whole_number(whole, phone) for phone in phones)  # admins see them
         audit = ada.get("/dashboard/audit").text
         for action in (
             "login",
@@ -134,3 +157,30 @@ def test_official_composes_second_official_approves_operator_watches(
     ]
     assert ("campaign.approve", "omar") in done and ("campaign.launch", "olivia") in done
     assert ("login.failed", "olivia") in done
+
+
+def test_officials_see_which_templates_await_review(app: object, session: Session) -> None:
+    """A template whose translations await a native speaker says so in the official's
+    preview; once a reviewer signs it off (``review: false``, a new version) it no longer
+    does."""
+    factories.community(session, "laos", country="LA", language="lo")
+    factories.contact(session, community_slugs=("laos",))
+    key = factories.template(session, {**factories.THREE_LANGUAGES, "review": True})
+    person(session, "olivia", "official", password=PASSWORD)
+    awaiting = "awaiting review by a native speaker"
+    previewed = "<strong>1</strong> recipient"  # the preview itself is on the page
+
+    with TestClient(app) as olivia:
+        form = {
+            "csrf": login(olivia, "olivia"),
+            "name": "Testing week",
+            "template": key,
+            "communities": ["laos"],
+            "action": "preview",
+        }
+        drafted = olivia.post("/dashboard/compose", data=form).text
+        assert previewed in drafted and awaiting in drafted
+
+        factories.template(session, {**factories.THREE_LANGUAGES, "review": False})
+        signed_off = olivia.post("/dashboard/compose", data=form).text
+        assert previewed in signed_off and awaiting not in signed_off

@@ -26,10 +26,7 @@ from broadcaster.web.app import create_app
 from tests import factories
 from tests.services import migrated_database
 from tests.stack import ApiServer
-from workers.context import Context
-from workers.leases import MemoryLeases
-from workers.providers.simulator import SimulatorCore, SimulatorProvider
-from workers.ratelimit import MemoryRateLimiter
+from tests.workers.wiring import simulated_worker
 from workers.sending import send_batch
 
 with warnings.catch_warnings():
@@ -62,16 +59,10 @@ class Kit:
             )
         )
         self.client = TestClient(create_app(self.runtime))
-        self.core = SimulatorCore(ACCOUNT, TOKEN, deliver_callbacks=False)
-        self.ctx = Context(
-            runtime=self.runtime,
-            provider=SimulatorProvider(
-                self.core, account_sid=ACCOUNT, auth_token=TOKEN, from_number=OUR_NUMBER
-            ),
-            limiter=MemoryRateLimiter(10_000),
-            leases=MemoryLeases(),
-            enqueue=lambda _name, _args, _queue: None,
+        worker = simulated_worker(
+            self.runtime, account_sid=ACCOUNT, auth_token=TOKEN, from_number=OUR_NUMBER
         )
+        self.core, self.ctx = worker.core, worker.ctx
         self._template: str | None = None
 
     def close(self) -> None:

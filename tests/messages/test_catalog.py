@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
 from messages import TemplateSpec, catalog_dir, check_wording, load_dir, segments
@@ -33,11 +37,19 @@ def test_more_languages_in_at_least_four(language: str) -> None:
     assert sum(language in spec.variants for spec in SPECS) >= 4
 
 
+@pytest.mark.parametrize("review", [True, False])
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.key)
-def test_unreviewed_translations_are_marked(spec: TemplateSpec) -> None:
-    # Every non-English variant is a machine-quality draft until a native speaker
-    # has read it.
-    assert spec.review is True
+def test_each_file_loads_awaiting_review_or_signed_off(
+    spec: TemplateSpec, review: bool, tmp_path: Path
+) -> None:
+    """A reviewer signs a file off by setting ``review: false`` (drafts say ``true``); either
+    way it loads, with that flag and nothing else changed."""
+    shipped = (catalog_dir() / f"{spec.key}.yaml").read_text(encoding="utf-8")
+    unflagged = re.sub(r"^review:.*\n", "", shipped, flags=re.MULTILINE)
+    (tmp_path / f"{spec.key}.yaml").write_text(
+        f"{unflagged.rstrip()}\nreview: {str(review).lower()}\n", encoding="utf-8"
+    )
+    assert load_dir(tmp_path) == [replace(spec, review=review)]
 
 
 @pytest.mark.parametrize(("spec", "language"), VARIANTS, ids=lambda v: getattr(v, "key", v))

@@ -18,13 +18,8 @@ from broadcaster.models import Contact, Delivery
 from broadcaster.runtime import Runtime
 from tests import factories
 from tests.services import migrated_database
-from workers.context import Context
-from workers.leases import MemoryLeases
-from workers.providers.simulator import SimulatorCore, SimulatorProvider
-from workers.ratelimit import MemoryRateLimiter
+from tests.workers.wiring import simulated_worker
 from workers.sending import send_batch
-
-ACCOUNT, TOKEN = "AC" + "2" * 32, "token"
 
 
 class Harness:
@@ -43,17 +38,8 @@ class Harness:
                 }
             )
         )
-        self.core = SimulatorCore(ACCOUNT, TOKEN, **{"deliver_callbacks": False, **(core or {})})
-        self.enqueued: list[tuple[str, list[Any], str]] = []
-        self.ctx = Context(
-            runtime=self.runtime,
-            provider=SimulatorProvider(
-                self.core, account_sid=ACCOUNT, auth_token=TOKEN, from_number="+15005550006"
-            ),
-            limiter=MemoryRateLimiter(10_000),
-            leases=MemoryLeases(),
-            enqueue=lambda name, args, queue: self.enqueued.append((name, list(args), queue)),
-        )
+        worker = simulated_worker(self.runtime, **(core or {}))
+        self.core, self.ctx, self.enqueued = worker.core, worker.ctx, worker.enqueued
 
     def audience(self, phones: list[str], **campaign: Any) -> tuple[int, list[str]]:
         """A launched, fanned-out campaign to ``phones``; returns (campaign id, batch tokens)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -19,11 +18,8 @@ from broadcaster.runtime import Runtime
 from tests import factories
 from tests.conftest import BACKENDS
 from tests.services import migrated_database
-from workers.context import Context
-from workers.leases import MemoryLeases
+from tests.workers.wiring import MakeWorker
 from workers.pipeline import run_fanout
-from workers.providers.simulator import SimulatorCore, SimulatorProvider
-from workers.ratelimit import MemoryRateLimiter
 from workers.sending import SEND_TASK
 
 NAMES = ['Noy "Bo"', "back\\slash", "{a,b}", "NULL", "Somchai", "O'Neil", "Keo", "Vanh"]
@@ -37,19 +33,6 @@ def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]
             yield rt
         finally:
             rt.dispose()
-
-
-def context(runtime: Runtime, enqueued: list[tuple[str, list[Any]]]) -> Context:
-    core = SimulatorCore("AC" + "4" * 32, "t", deliver_callbacks=False)
-    return Context(
-        runtime=runtime,
-        provider=SimulatorProvider(
-            core, account_sid="AC" + "4" * 32, auth_token="t", from_number="+15005550006"
-        ),
-        limiter=MemoryRateLimiter(10),
-        leases=MemoryLeases(),
-        enqueue=lambda task, args, _queue: enqueued.append((task, list(args))),
-    )
 
 
 def launch(runtime: Runtime) -> tuple[int, list[int]]:
@@ -66,9 +49,11 @@ def launch(runtime: Runtime) -> tuple[int, list[int]]:
         return camp.id, [p.id for p in people]
 
 
-def test_every_page_written_once_and_every_batch_enqueued_once(runtime: Runtime) -> None:
-    enqueued: list[tuple[str, list[Any]]] = []
-    ctx = context(runtime, enqueued)
+def test_every_page_written_once_and_every_batch_enqueued_once(
+    runtime: Runtime, make_worker: MakeWorker
+) -> None:
+    worker = make_worker(runtime)
+    ctx, enqueued = worker.ctx, worker.enqueued
     campaign_id, people = launch(runtime)
 
     assert run_fanout(ctx, campaign_id) == len(NAMES)
@@ -87,7 +72,7 @@ def test_every_page_written_once_and_every_batch_enqueued_once(runtime: Runtime)
     for i, (person, name) in enumerate(zip(people, NAMES, strict=True)):
         assert by_contact[person].body == f"{name}: call 1166."
         assert by_contact[person].channel == ("whatsapp" if i % 2 == 0 else "sms")
-    sent_tokens = [args[0] for task, args in enqueued if task == SEND_TASK]
+    sent_tokens = [args[0] for task, args, _queue in enqueued if task == SEND_TASK]
     assert sorted(sent_tokens) == sorted({r.batch for r in rows})
     assert len(sent_tokens) == len(set(sent_tokens)) == 5  # pages of 3 in batches of 2: 2+1, 2+1, 2
 
@@ -99,7 +84,7 @@ def test_every_page_written_once_and_every_batch_enqueued_once(runtime: Runtime)
         campaigns.move(session, campaign_id, CampaignState.FANNING_OUT)
     enqueued.clear()
     assert run_fanout(ctx, campaign_id) == 0
-    assert [args for task, args in enqueued if task == SEND_TASK] == []
+    assert [args for task, args, _queue in enqueued if task == SEND_TASK] == []
     with runtime.session() as session:
         count = session.scalar(
             select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign_id)

@@ -19,7 +19,8 @@ from broadcaster.contacts import service as contacts
 from broadcaster.db import utcnow
 from broadcaster.models import Contact, Delivery
 from tests import factories
-from tests.workers.harness import ACCOUNT, Harness, harness
+from tests.workers.harness import Harness, harness
+from tests.workers.wiring import ACCOUNT
 from workers.pipeline import tick
 from workers.providers.simulator import SimulatorProvider
 from workers.sending import Outcome, send_batch
