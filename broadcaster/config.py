@@ -56,6 +56,10 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("TWILIO_FROM_NUMBER")
     )
     twilio_base_url: str | None = None
+    # With the simulator provider: a `riskcast simulator` server that every process of the
+    # fleet sends to (docker compose runs one) instead of a simulator of its own in each
+    # process, which the others could not see. Unused with RISKCAST_PROVIDER=twilio.
+    simulator_url: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     # The hotline people are told to call in keyword replies (HELP, JOIN...).
     hotline: str = Field(default="1166", min_length=1)
@@ -153,7 +157,7 @@ class Settings(BaseSettings):
             prices[key] = float(price)
         return prices
 
-    @field_validator("public_url", "twilio_base_url")
+    @field_validator("public_url", "twilio_base_url", "simulator_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -234,6 +238,28 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+# What a deployment running on the simulator sets to send through Twilio instead.
+TWILIO_SWITCH = (
+    "RISKCAST_PROVIDER=twilio, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, "
+    "TWILIO_MESSAGING_SERVICE_SID (or TWILIO_FROM_NUMBER) and RISKCAST_PUBLIC_URL"
+)
+
+
+def provider_notice(settings: Settings) -> str:
+    """One line for a process's start: where its messages go and, on the simulator, how to
+    send through Twilio instead."""
+    if settings.provider == "twilio":
+        return (
+            f"provider: twilio ({settings.twilio_base_url or 'https://api.twilio.com'}); "
+            f"webhooks at {settings.public_url}"
+        )
+    where = settings.simulator_url or "in this process"
+    return (
+        f"provider: simulator ({where}); no message reaches a phone. "
+        f"To send through Twilio, set {TWILIO_SWITCH}"
+    )
 
 
 _ALIASES = {

@@ -8,12 +8,13 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from broadcaster.cli import app, console, fail, friendly
-from broadcaster.config import ConfigError, get_settings
+from broadcaster.config import ConfigError, get_settings, provider_notice
 from broadcaster.logging import configure_logging
 from workers import bench as benchmark
 from workers.queues import QUEUES
@@ -45,6 +46,7 @@ def worker(
         fail(
             "RISKCAST_BROKER_URL: a worker needs a shared broker such as redis://127.0.0.1:6379/0 (riskcast serve runs everything in one process without one)"
         )
+    log.info(provider_notice(settings))
     # No gossip or mingle: workers need nothing from each other (the database and Redis
     # hold all shared state), and gossip has every worker read every other one's events.
     args = ["worker", "-Q", queues, "-c", str(concurrency), "-P", pool, "--loglevel", loglevel]
@@ -56,7 +58,15 @@ def worker(
 
 @app.command("scheduler")
 @friendly
-def scheduler() -> None:
+def scheduler(
+    heartbeat_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Touch this file at every tick, for `riskcast health scheduler` (a "
+            "container healthcheck); removed when the scheduler stops."
+        ),
+    ] = None,
+) -> None:
     """The scheduler: starts due campaigns and reconciles lost work, every few seconds.
     Run one or more (they share a lock); it needs no worker slot of its own."""
     settings = get_settings()
@@ -73,8 +83,9 @@ def scheduler() -> None:
         f"scheduler: tick every {settings.scheduler_interval}s, "
         f"reconcile every {settings.reconcile_interval}s"
     )
+    log.info(provider_notice(settings))
     try:
-        run_scheduler(tasks.context(), stop)
+        run_scheduler(tasks.context(), stop, heartbeat=heartbeat_file)
     except KeyboardInterrupt:
         stop.set()
 
@@ -99,6 +110,7 @@ def api(
     from broadcaster.runtime import get_runtime
     from broadcaster.web.app import create_app
 
+    log.info(provider_notice(get_settings()))
     # log_config=None: uvicorn logs through our handler, where numbers are masked.
     if workers == 1:
         app_ = create_app(get_runtime())
@@ -279,6 +291,42 @@ def bench(
     if json_out:
         benchmark.write_json(results, json_out)
         console.print(f"figures written to {json_out}")
+
+
+health = typer.Typer(
+    help="Liveness checks for container healthchecks: exit 0 when alive, 1 when not.",
+    no_args_is_help=True,
+)
+app.add_typer(health, name="health")
+
+
+@health.command("scheduler")
+def health_scheduler(
+    heartbeat_file: Annotated[
+        Path, typer.Argument(help="The file given to `riskcast scheduler --heartbeat-file`.")
+    ],
+    max_age: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Seconds since the last tick after which the scheduler counts as stuck. "
+            "Default: 60, or three RISKCAST_SCHEDULER_INTERVAL if longer.",
+        ),
+    ] = None,
+) -> None:
+    """Exit 0 if the scheduler that writes HEARTBEAT_FILE ticked within MAX_AGE seconds,
+    else 1 (stuck, stopped, or not started yet)."""
+    import time
+
+    limit = max_age if max_age is not None else max(60.0, 3 * get_settings().scheduler_interval)
+    try:
+        age = time.time() - heartbeat_file.stat().st_mtime
+    except FileNotFoundError:
+        fail(f"{heartbeat_file}: no heartbeat (the scheduler has not ticked yet, or it stopped)")
+        return
+    if age > limit:
+        fail(f"the scheduler last ticked {age:.0f}s ago (limit {limit:g}s): stuck or stopped")
+    console.print(f"scheduler alive: last tick {age:.1f}s ago")
 
 
 def main() -> None:

@@ -44,13 +44,18 @@ def make_provider(settings: Settings, core: SimulatorCore | None = None) -> Prov
         # file fails every task of the process, naming the entry it cannot read, rather than
         # sending with decisions the operator did not mean.
         errors.load_extra_codes(settings.error_codes_file)
-    if settings.provider == "twilio":
+    if settings.provider == "twilio" or settings.simulator_url:
+        # Twilio, or a `riskcast simulator` server shared by the fleet: the twilio SDK either way.
         return TwilioProvider(
             settings.account_sid,
             settings.auth_token,
             messaging_service_sid=settings.twilio_messaging_service_sid,
             from_number=settings.from_number,
-            base_url=settings.twilio_base_url,
+            base_url=(
+                settings.twilio_base_url
+                if settings.provider == "twilio"
+                else settings.simulator_url
+            ),
             timeout=settings.twilio_timeout,
         )
     core = core or SimulatorCore(

@@ -9,11 +9,13 @@ scheduler process, so they run on time whatever the queues hold. Several schedul
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from workers.context import Context
 from workers.pipeline import apply_retention, reconcile, start_due, tick
@@ -38,13 +40,27 @@ def _locked(ctx: Context, name: str, ttl: float) -> bool:
         return False
 
 
-def run_scheduler(ctx: Context, stop: threading.Event) -> None:
+def _touch(path: Path, failing: bool) -> bool:
+    """Touch the heartbeat file; whether it failed (logged once per failing spell)."""
+    try:
+        path.touch()
+    except OSError as exc:
+        if not failing:
+            log.warning("scheduler heartbeat %s not written: %s", path, exc.strerror or exc)
+        return True
+    return False
+
+
+def run_scheduler(ctx: Context, stop: threading.Event, *, heartbeat: Path | None = None) -> None:
     """Tick every ``scheduler_interval``, reconcile every ``reconcile_interval`` and, with
     ``retention_days`` set, erase inactive contacts every ``retention_interval``, until
     ``stop`` is set; between them, claim a launched campaign as soon as it is announced
-    (:mod:`workers.wakeup`)."""
+    (:mod:`workers.wakeup`). With ``heartbeat``, touch that file at every tick (whichever
+    scheduler took the tick's lock) and remove it on the way out, so a healthcheck can tell
+    that this scheduler still turns (``riskcast health scheduler``)."""
     settings = ctx.settings
     listener = DueListener(settings.database_url)
+    beat_failing = False
     next_tick = next_reconcile = time.monotonic()
     # Retention runs only when configured (and first at start-up).
     next_retention = time.monotonic() if settings.retention_days is not None else math.inf
@@ -55,6 +71,8 @@ def run_scheduler(ctx: Context, stop: threading.Event) -> None:
                 if _locked(ctx, "tick", settings.scheduler_interval * 0.8):
                     _guarded("tick", lambda: tick(ctx))
                 next_tick = now + settings.scheduler_interval
+                if heartbeat is not None:
+                    beat_failing = _touch(heartbeat, beat_failing)
             if now >= next_reconcile:
                 if _locked(ctx, "reconcile", settings.reconcile_interval * 0.8):
                     _guarded("reconcile", lambda: reconcile(ctx))
@@ -69,6 +87,9 @@ def run_scheduler(ctx: Context, stop: threading.Event) -> None:
                 _guarded("start", lambda: start_due(ctx))
     finally:
         listener.close()
+        if heartbeat is not None:
+            with contextlib.suppress(OSError):
+                heartbeat.unlink(missing_ok=True)
 
 
 def start_in_thread(ctx: Context) -> tuple[threading.Thread, threading.Event]:
