@@ -20,7 +20,6 @@ from broadcaster.config import ConfigError, get_settings
 from broadcaster.logging import configure_logging
 from broadcaster.runtime import get_runtime
 from broadcaster.schema import upgrade
-from workers import bench as benchmark
 from workers import tasks
 from workers.app import QUEUES, celery_app
 from workers.providers.simulator import SimulatorCore
@@ -243,6 +242,8 @@ def bench(
 ) -> None:
     """Benchmark fan-out, send throughput, urgent latency, rate accuracy and CSV import
     against the configured PostgreSQL and Redis (in a database and Redis DB 14 of its own)."""
+    import bench as benchmark  # the benchmark is a tool: loaded only when it runs
+
     try:
         cfg = benchmark.BenchConfig.make(
             recipients=recipients, quick=quick, scale=scale, only=benchmark.parse_only(only)

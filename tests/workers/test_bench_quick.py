@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from bench import FIGURES as BENCH_FIGURES
+from bench import BenchConfig, BenchError, Results, parse_only, summary_rows
 from tests.services import pg_admin, redis_client
-from workers.bench import FIGURES as BENCH_FIGURES
-from workers.bench import BenchConfig, BenchError, Results, parse_only, summary_rows
 
 pytestmark = pytest.mark.pipeline
 

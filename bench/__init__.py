@@ -835,7 +835,7 @@ def measure_raw(
             [
                 sys.executable,
                 "-m",
-                "workers.bench",
+                "bench",
                 "raw",
                 env.sim.url,
                 repr(seconds),
@@ -1137,7 +1137,7 @@ def measure_import(env: BenchEnv, rows: int) -> dict[str, Any]:
             "rows_per_s": None,
             "ratio": None,
             "note": f"not available: {IMPORTER}.import_contacts does not exist yet; "
-            "workers.bench.call_importer is the one call site to switch on",
+            "bench.call_importer is the one call site to switch on",
             "target": ">= 20,000 rows/s",
             "meets_target": None,
         }
@@ -1458,15 +1458,7 @@ def write_json(results: Results, path: str | Path) -> None:
     Path(path).write_text(json.dumps(results.as_json(), indent=2, ensure_ascii=False) + "\n")
 
 
-def _raw_main(argv: list[str]) -> None:
+def raw_main(argv: list[str]) -> None:
     base_url, duration, index, *callback = argv
     sent, cpu = raw_sender(base_url, float(duration), int(index), *callback)
     sys.stdout.write(f"{sent} {cpu:.3f}\n")
-
-
-if __name__ == "__main__":
-    if len(sys.argv) in (5, 6) and sys.argv[1] == "raw":
-        _raw_main(sys.argv[2:])
-    else:
-        sys.stderr.write("usage: riskcast bench (this module's own entry is for raw senders)\n")
-        raise SystemExit(2)
