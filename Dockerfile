@@ -6,6 +6,7 @@ COPY pyproject.toml README.md ./
 COPY broadcaster ./broadcaster
 COPY workers ./workers
 COPY messages ./messages
+COPY bench ./bench
 RUN pip install --no-cache-dir . flower
 USER riskcast
 EXPOSE 8000

@@ -15,7 +15,7 @@ test-fast: ## everything but the process-killing fault tests
 	pytest -m "not fault"
 
 lint: ## ruff and mypy
-	ruff check . && ruff format --check . && mypy broadcaster workers && mypy --strict messages
+	ruff check . && ruff format --check . && mypy broadcaster workers bench && mypy --strict messages
 
 serve: ## run everything in one process on embedded defaults
 	riskcast serve

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = {"messages": 0, "broadcaster": 1, "workers": 2}
+LAYERS = {"messages": 0, "broadcaster": 1, "workers": 2, "bench": 3}
 HEAVY = {"fastapi", "uvicorn", "starlette", "celery", "kombu", "bench"}
 
 
