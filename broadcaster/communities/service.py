@@ -151,3 +151,8 @@ def tree(session: Session) -> list[CommunityNode]:
         parent = nodes.get(node.community.parent_id or 0)
         (parent.children if parent is not None else roots).append(node)
     return roots
+
+
+def all_communities(session: Session) -> list[Community]:
+    """Every community, parents before their children (ordered by path)."""
+    return list(session.scalars(select(Community).order_by(Community.path)))

@@ -8,6 +8,7 @@ the region a number typed *without* a country code was written in.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import phonenumbers
@@ -18,7 +19,7 @@ from broadcaster.communities.service import get_by_slug
 from broadcaster.db import utcnow
 from broadcaster.errors import InvalidInput, NotFound
 from broadcaster.models import ConsentSource, Contact, ContactStatus, Membership
-from broadcaster.phones import PhoneError, country_of, normalize_phone
+from broadcaster.phones import BULLET, PhoneError, country_of, normalize_phone
 from messages import LanguageError, normalize_language
 
 
@@ -126,3 +127,36 @@ def opt_in(session: Session, contact: Contact, *, source: str) -> bool:
     contact.consent_at = utcnow()
     session.flush()
     return True
+
+
+def _pattern(q: str, region: str) -> tuple[str, str] | None:
+    """("exact", e164) or ("like", pattern) for a search text; None if it names nothing."""
+    text = q.strip()
+    if BULLET in text:
+        head, _, _ = text.partition(BULLET)
+        tail = text.rsplit(BULLET, 1)[1]
+        prefix = re.sub(r"\D", "", head)
+        suffix = re.sub(r"\D", "", tail)
+        if not suffix:
+            return None
+        return "like", f"+{prefix}%{suffix}" if prefix else f"%{suffix}"
+    digits = re.sub(r"\D", "", text)
+    if not digits:
+        return None
+    if len(digits) <= 6 and not text.startswith("+"):
+        return "like", f"%{digits}"
+    try:
+        return "exact", normalize_phone(text, region, require_mobile=False)
+    except PhoneError as exc:
+        raise InvalidInput(str(exc), field="q") from None
+
+
+def search(session: Session, text: str, region: str, *, limit: int) -> list[Contact]:
+    """Contacts whose number matches ``text``: a masked number as the service shows it
+    (``+856 20 ••• ••34``), its last digits, or a whole number; lowest ids first."""
+    found = _pattern(text, region)
+    if found is None:
+        return []
+    kind, value = found
+    where = Contact.phone == value if kind == "exact" else Contact.phone.like(value)
+    return list(session.scalars(select(Contact).where(where).order_by(Contact.id).limit(limit)))

@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from broadcaster.contacts.models import Contact
 from broadcaster.db import utcnow
 from broadcaster.deliveries.models import RANK, TRANSITIONS, Delivery, DeliveryState
 from broadcaster.models.base import UTCDateTime, table_of
@@ -199,3 +200,20 @@ def counts_by_state(session: Session, campaign_id: int) -> dict[str, int]:
     for state, n in rows:
         counts[state] = n
     return counts
+
+
+def listing(
+    session: Session, campaign_id: int, *, state: str | None, after: int, limit: int
+) -> list[tuple[Delivery, str | None]]:
+    """A campaign's deliveries with each contact's number, by id after ``after`` (keyset
+    pages), optionally in one state."""
+    stmt = (
+        select(Delivery, Contact.phone)
+        .outerjoin(Contact, Contact.id == Delivery.contact_id)
+        .where(Delivery.campaign_id == campaign_id, Delivery.id > after)
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    if state is not None:
+        stmt = stmt.where(Delivery.state == state)
+    return [(d, phone) for d, phone in session.execute(stmt).all()]

@@ -119,3 +119,9 @@ def failures(session: Session, campaign_id: int | None = None) -> list[FailureGr
     return [
         FailureGroup(code, reason, message, n) for code, reason, message, n in session.execute(stmt)
     ]
+
+
+def campaigns_by_state(session: Session) -> dict[str, int]:
+    """How many campaigns are in each state (states with none are absent)."""
+    rows = session.execute(select(Campaign.state, func.count()).group_by(Campaign.state)).all()
+    return {str(state): int(n) for state, n in rows}

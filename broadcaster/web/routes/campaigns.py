@@ -13,19 +13,14 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns import actions, preview
 from broadcaster.campaigns import service as campaigns
 from broadcaster.db import utcnow
+from broadcaster.deliveries import service as deliveries
 from broadcaster.models import (
     Campaign,
-    Contact,
-    Delivery,
-    Template,
-    TemplateVersion,
-    User,
 )
 from broadcaster.monitoring import stats
 from broadcaster.web.common import ERRORS, MAX_ID, Id, phone_for
@@ -133,30 +128,7 @@ class ApprovalOut(BaseModel):
     approved_by: str | None
 
 
-def _names(session: Session, ids: set[int | None]) -> dict[int, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    return dict(session.execute(select(User.id, User.name).where(User.id.in_(wanted))).all())
-
-
 def campaign_outs(session: Session, rows: list[Campaign]) -> list[CampaignOut]:
-    names = _names(session, {c.created_by for c in rows} | {c.approved_by for c in rows})
-    counts = stats.counts_for(session, [c.id for c in rows])
-    versions = dict(
-        session.execute(
-            select(TemplateVersion.id, Template.key)
-            .join(Template, Template.id == TemplateVersion.template_id)
-            .where(TemplateVersion.id.in_({c.template_version_id for c in rows}))
-        ).all()
-    )
-    version_numbers = dict(
-        session.execute(
-            select(TemplateVersion.id, TemplateVersion.version).where(
-                TemplateVersion.id.in_({c.template_version_id for c in rows})
-            )
-        ).all()
-    )
     return [
         CampaignOut(
             id=c.id,
@@ -164,19 +136,20 @@ def campaign_outs(session: Session, rows: list[Campaign]) -> list[CampaignOut]:
             state=c.state,
             priority=c.priority,
             channel=c.channel,
-            template=versions.get(c.template_version_id, ""),
-            template_version=version_numbers.get(c.template_version_id, 0),
+            template=summary.template,
+            template_version=summary.template_version,
             recipients=c.recipients,
             send_at=c.send_at,
             created_at=c.created_at,
             completed_at=c.completed_at,
-            created_by=names.get(c.created_by) if c.created_by else None,
-            approved_by=names.get(c.approved_by) if c.approved_by else None,
+            created_by=summary.created_by,
+            approved_by=summary.approved_by,
             error=c.error,
-            counts=counts[c.id],
-            progress=Progress(**stats.progress(counts[c.id])),
+            counts=summary.counts,
+            progress=Progress(**stats.progress(summary.counts)),
         )
-        for c in rows
+        for summary in campaigns.summaries(session, rows)
+        for c in (summary.campaign,)
     ]
 
 
@@ -193,16 +166,7 @@ def deliveries_page(
     after: int,
     limit: int,
 ) -> DeliveryPage:
-    stmt = (
-        select(Delivery, Contact.phone)
-        .outerjoin(Contact, Contact.id == Delivery.contact_id)
-        .where(Delivery.campaign_id == campaign_id, Delivery.id > after)
-        .order_by(Delivery.id)
-        .limit(limit + 1)
-    )
-    if state is not None:
-        stmt = stmt.where(Delivery.state == state)
-    rows = session.execute(stmt).all()
+    rows = deliveries.listing(session, campaign_id, state=state, after=after, limit=limit + 1)
     items = [
         DeliveryOut(
             id=d.id,
@@ -253,12 +217,12 @@ def approval(campaign_id: Id, caller: Anyone, session: Db, rt: Rt) -> ApprovalOu
     """Whether the two-person rule applies to this campaign, and who approved it."""
     campaign = actions.get_visible(session, caller, campaign_id)
     rule = campaigns.approval_rule(session, campaign, rt.settings.approval_threshold)
-    names = _names(session, {campaign.approved_by})
+    (summary,) = campaigns.summaries(session, [campaign])
     return ApprovalOut(
         needs_approval=bool(rule),
         rule=rule,
         recipients=campaigns.count_recipients(session, campaign),
-        approved_by=names.get(campaign.approved_by) if campaign.approved_by else None,
+        approved_by=summary.approved_by,
     )
 
 

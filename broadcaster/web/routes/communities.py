@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from broadcaster.communities import service as communities
 from broadcaster.models import Community
@@ -50,7 +49,7 @@ def _out(c: Community) -> CommunityOut:
 
 @router.get("")
 def list_communities(_caller: Anyone, session: Db) -> list[CommunityOut]:
-    return [_out(c) for c in session.scalars(select(Community).order_by(Community.path))]
+    return [_out(c) for c in communities.all_communities(session)]
 
 
 @router.post("", status_code=201)

@@ -6,7 +6,6 @@ Numbers are shown masked to everyone but admins. A search takes what an official
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,14 +13,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from starlette.background import BackgroundTask
 
 from broadcaster.contacts import importer
 from broadcaster.contacts import service as contacts
 from broadcaster.errors import InvalidInput, NotFound
 from broadcaster.models import Contact
-from broadcaster.phones import BULLET, PhoneError, normalize_phone
 from broadcaster.web.common import ERRORS, phone_for
 from broadcaster.web.deps import Actor, Anyone, Db, Official, Rt
 
@@ -58,28 +55,6 @@ def _out(caller: Actor, c: Contact) -> ContactOut:
     )
 
 
-def _pattern(q: str, region: str) -> tuple[str, str] | None:
-    """("exact", e164) or ("like", pattern) for a search text; None if it names nothing."""
-    text = q.strip()
-    if BULLET in text:
-        head, _, _ = text.partition(BULLET)
-        tail = text.rsplit(BULLET, 1)[1]
-        prefix = re.sub(r"\D", "", head)
-        suffix = re.sub(r"\D", "", tail)
-        if not suffix:
-            return None
-        return "like", f"+{prefix}%{suffix}" if prefix else f"%{suffix}"
-    digits = re.sub(r"\D", "", text)
-    if not digits:
-        return None
-    if len(digits) <= 6 and not text.startswith("+"):
-        return "like", f"%{digits}"
-    try:
-        return "exact", normalize_phone(text, region, require_mobile=False)
-    except PhoneError as exc:
-        raise InvalidInput(str(exc), field="q") from None
-
-
 @router.get("")
 def search_contacts(
     caller: Anyone,
@@ -90,12 +65,7 @@ def search_contacts(
     ),
     limit: int = Query(default=50, ge=1, le=200),
 ) -> list[ContactOut]:
-    found = _pattern(q, rt.settings.default_region)
-    if found is None:
-        return []
-    kind, value = found
-    where = Contact.phone == value if kind == "exact" else Contact.phone.like(value)
-    rows = session.scalars(select(Contact).where(where).order_by(Contact.id).limit(limit))
+    rows = contacts.search(session, q, rt.settings.default_region, limit=limit)
     return [_out(caller, c) for c in rows]
 
 

@@ -23,17 +23,18 @@ from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Req
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.middleware.sessions import SessionMiddleware
 
 from broadcaster.audit import service as audit
 from broadcaster.campaigns import actions, preview
 from broadcaster.campaigns import service as campaigns
+from broadcaster.communities import service as communities_service
 from broadcaster.db import utcnow
 from broadcaster.deliveries import in_doubt
 from broadcaster.errors import InvalidInput, NotFound, RiskcastError
-from broadcaster.models import Community, DeliveryState, Role, User
+from broadcaster.inbound import inbox
+from broadcaster.models import DeliveryState, Role, User
 from broadcaster.monitoring import service as monitoring
 from broadcaster.monitoring import stats
 from broadcaster.phones import mask_phone
@@ -199,7 +200,7 @@ def home(request: Request, session: Db, caller: Viewer) -> HTMLResponse:
 def _compose_defaults(session: Session) -> dict[str, Any]:
     return {
         "templates": templates.list_templates(session),
-        "communities": list(session.scalars(select(Community).order_by(Community.path))),
+        "communities": communities_service.all_communities(session),
     }
 
 
@@ -413,14 +414,14 @@ def inbox_page(
     request: Request, session: Db, caller: Viewer, tag: str | None = None
 ) -> HTMLResponse:
     allow(caller, OFFICIAL)
-    tag = tag if tag in inbox_api.TAGS else None
-    rows = inbox_api.messages(session, tag=tag, limit=200)
+    tag = tag if tag in inbox.TAGS else None
+    rows = inbox.messages(session, tag=tag, limit=200)
     return render(
         request,
         "inbox.html",
         caller,
         messages=[inbox_api.out(caller, m) for m in rows],
-        tags=inbox_api.TAGS,
+        tags=inbox.TAGS,
         tag=tag,
     )
 
@@ -437,9 +438,9 @@ def inbox_tag(
     allow(caller, OFFICIAL)
     check_csrf(request, csrf)
     with attempt(request, session):
-        if tag and tag not in inbox_api.TAGS:
-            raise InvalidInput(f"{tag!r} is not one of {', '.join(inbox_api.TAGS)}", field="tag")
-        inbox_api.set_tag(session, caller, message_id, tag or None)
+        if tag and tag not in inbox.TAGS:
+            raise InvalidInput(f"{tag!r} is not one of {', '.join(inbox.TAGS)}", field="tag")
+        inbox.set_tag(session, caller, message_id, tag or None)
     return back("/dashboard/inbox")
 
 

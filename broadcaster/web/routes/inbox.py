@@ -7,18 +7,15 @@ from typing import Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from broadcaster.errors import NotFound
+from broadcaster.inbound import inbox
 from broadcaster.models import InboundMessage
 from broadcaster.web.common import ERRORS, MAX_ID, Id, phone_for, text_for
 from broadcaster.web.deps import Actor, Db, Official
 
 router = APIRouter(prefix="/api/v1/inbox", tags=["inbox"], responses=ERRORS)
 
-TAGS = ("question", "rumour", "complaint", "other")
-Tag = Literal["question", "rumour", "complaint", "other"]
+Tag = Literal["question", "rumour", "complaint", "other"]  # inbox.TAGS
 
 
 class InboundOut(BaseModel):
@@ -34,24 +31,6 @@ class TagIn(BaseModel):
     tag: Tag | None
 
 
-def messages(
-    session: Session,
-    *,
-    tag: str | None = None,
-    untagged: bool = False,
-    before: int | None = None,
-    limit: int = 100,
-) -> list[InboundMessage]:
-    stmt = select(InboundMessage).order_by(InboundMessage.id.desc()).limit(limit)
-    if tag:
-        stmt = stmt.where(InboundMessage.tag == tag)
-    if untagged:
-        stmt = stmt.where(InboundMessage.tag.is_(None))
-    if before:
-        stmt = stmt.where(InboundMessage.id < before)
-    return list(session.scalars(stmt))
-
-
 def out(caller: Actor, m: InboundMessage) -> InboundOut:
     return InboundOut(
         id=m.id,
@@ -63,16 +42,6 @@ def out(caller: Actor, m: InboundMessage) -> InboundOut:
     )
 
 
-def set_tag(session: Session, caller: Actor, message_id: int, tag: str | None) -> InboundMessage:
-    message = session.get(InboundMessage, message_id)
-    if message is None:
-        raise NotFound(f"inbound message {message_id} does not exist")
-    message.tag = tag
-    session.flush()
-    caller.record(session, "inbox.tag", "inbound_message", message_id, tag=tag)
-    return message
-
-
 @router.get("")
 def list_inbox(
     caller: Official,
@@ -82,11 +51,11 @@ def list_inbox(
     before: int | None = Query(default=None, ge=1, le=MAX_ID),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> list[InboundOut]:
-    rows = messages(session, tag=tag, untagged=untagged, before=before, limit=limit)
+    rows = inbox.messages(session, tag=tag, untagged=untagged, before=before, limit=limit)
     return [out(caller, m) for m in rows]
 
 
 @router.put("/{message_id}/tag")
 def tag_message(message_id: Id, body: TagIn, caller: Official, session: Db) -> InboundOut:
     """Tag a reply: question, rumour, complaint or other (null clears it)."""
-    return out(caller, set_tag(session, caller, message_id, body.tag))
+    return out(caller, inbox.set_tag(session, caller, message_id, body.tag))

@@ -29,11 +29,10 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from broadcaster.deliveries import in_doubt
-from broadcaster.models import Campaign, CampaignState, DeliveryState, Priority
+from broadcaster.models import CampaignState, DeliveryState, Priority
 from broadcaster.monitoring import service as monitoring
 from broadcaster.monitoring import stats
 from broadcaster.runtime import Runtime
@@ -67,13 +66,7 @@ class DatabaseCollector(Collector):
 
         campaigns = GaugeMetricFamily("riskcast_campaigns", "Campaigns by state.", labels=["state"])
         counts: dict[str, int] = {s.value: 0 for s in CampaignState}
-        counts.update(
-            dict(
-                self.session.execute(
-                    select(Campaign.state, func.count()).group_by(Campaign.state)
-                ).all()
-            )
-        )
+        counts.update(stats.campaigns_by_state(self.session))
         for state, n in sorted(counts.items()):
             campaigns.add_metric([state], n)
         yield campaigns
