@@ -63,8 +63,8 @@ from broadcaster.runtime import Runtime
 from broadcaster.schema import upgrade
 from broadcaster.webhooks import STATUS_PATH
 from messages import parse_template
-from workers.providers.simulator import SimulatorCore
-from workers.providers.simulator_server import SimulatorServer
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.server import SimulatorServer
 from workers.ratelimit import FLEET_KEY
 
 ACCOUNT_SID = "AC" + "b" * 32

@@ -23,8 +23,8 @@ from broadcaster.schema import upgrade
 from workers import bench as benchmark
 from workers import tasks
 from workers.app import QUEUES, celery_app
-from workers.providers.simulator import SimulatorCore
-from workers.providers.simulator_server import run_simulator
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.server import run_simulator
 from workers.scheduler import run_scheduler, start_in_thread
 
 log = logging.getLogger("riskcast")

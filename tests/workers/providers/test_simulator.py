@@ -24,8 +24,8 @@ from twilio.request_validator import RequestValidator
 
 import workers
 from workers.providers.base import OutboundMessage, ProviderError
-from workers.providers.simulator import SimulatorCore, SimulatorProvider, count_segments
-from workers.providers.simulator_server import SimulatorServer
+from workers.providers.simulator.core import SimulatorCore, SimulatorProvider, count_segments
+from workers.providers.simulator.server import SimulatorServer
 from workers.providers.twilio import TwilioProvider
 
 AUTH = (ACCOUNT_SID, AUTH_TOKEN)
@@ -129,7 +129,7 @@ def test_callbacks_retry_a_restarting_receiver(sim: SimulatorCore, receiver) -> 
 def test_unreachable_receiver_gives_up_without_killing_threads(
     sim: SimulatorCore, receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("workers.providers.simulator.CALLBACK_RETRY_DELAYS", (0.01, 0.01))
+    monkeypatch.setattr("workers.providers.simulator.core.CALLBACK_RETRY_DELAYS", (0.01, 0.01))
     sim.create_message(ACCOUNT_SID, AUTH, form(StatusCallback="http://127.0.0.1:9/s"))
     assert sim.wait_for_callbacks(10)
     assert sim.callbacks_failed == 2  # "sent" given up, then "delivered" given up
@@ -408,8 +408,8 @@ def test_run_simulator_serves_the_sdk_in_the_foreground() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     code = (
-        "from workers.providers.simulator import SimulatorCore\n"
-        "from workers.providers.simulator_server import run_simulator\n"
+        "from workers.providers.simulator.core import SimulatorCore\n"
+        "from workers.providers.simulator.server import run_simulator\n"
         f"run_simulator('127.0.0.1', {port}, SimulatorCore({ACCOUNT_SID!r}, {AUTH_TOKEN!r}))\n"
     )
     root = str(Path(workers.__file__).resolve().parents[1])

@@ -1,0 +1,1 @@
+"""A Twilio-compatible Messages API in miniature, for the quick start, tests and benchmarks."""
