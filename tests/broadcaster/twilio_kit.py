@@ -27,7 +27,8 @@ from tests.services import migrated_database
 from tests.stack import ApiServer
 from workers.context import Context
 from workers.leases import MemoryLeases
-from workers.providers.simulator.core import SimulatorCore, SimulatorProvider
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.provider import SimulatorProvider
 from workers.ratelimit import MemoryRateLimiter
 from workers.sending import send_batch
 

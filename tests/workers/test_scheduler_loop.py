@@ -21,7 +21,8 @@ from tests import factories
 from tests.services import migrated_database
 from workers.context import Context
 from workers.leases import Leases, MemoryLeases, RedisLeases
-from workers.providers.simulator.core import SimulatorCore, SimulatorProvider
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.provider import SimulatorProvider
 from workers.ratelimit import MemoryRateLimiter
 from workers.scheduler import run_scheduler
 

@@ -19,7 +19,7 @@ from broadcaster.models import Contact, Delivery
 from tests import factories
 from tests.workers.harness import ACCOUNT, Harness, harness
 from workers.pipeline import tick
-from workers.providers.simulator.core import SimulatorProvider
+from workers.providers.simulator.provider import SimulatorProvider
 from workers.sending import Outcome, send_batch
 
 

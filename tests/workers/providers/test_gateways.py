@@ -17,7 +17,9 @@ from providers_testkit import (
 
 from workers.providers.base import ErrorKind, OutboundMessage, ProviderError
 from workers.providers.errors import BUILTIN_RULES
-from workers.providers.simulator.core import MAGIC_NUMBERS, SimulatorCore, SimulatorProvider
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.protocol import MAGIC_NUMBERS
+from workers.providers.simulator.provider import SimulatorProvider
 from workers.providers.simulator.server import SimulatorServer
 from workers.providers.twilio import TwilioProvider
 
