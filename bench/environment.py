@@ -37,8 +37,8 @@ from broadcaster.models import Delivery, User
 from broadcaster.runtime import Runtime
 from broadcaster.schema import upgrade
 from broadcaster.users import auth
-from workers.providers.simulator import SimulatorCore
-from workers.providers.simulator_server import SimulatorServer
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.server import SimulatorServer
 
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-auth-token"  # noqa: S105 - the benchmark simulator's own throwaway secret

@@ -7,18 +7,32 @@ whole message into UCS-2: 70 UTF-16 code units in one SMS, 67 per part. Lao, Tha
 Khmer, Burmese and Chinese are always UCS-2, and every combining mark (tone marks,
 vowel signs) is a code unit of its own.
 
-Twilio never splits a GSM escape pair or a UTF-16 surrogate pair across two parts:
-a character that would straddle a boundary moves whole to the next part. Counting
-parts is therefore a greedy fill, which can cost one part more than
-``ceil(units / per_part)``.
+Parts are counted as Twilio's segment calculator (``sms-segments-calculator``) counts
+them: a greedy fill in which nothing that would straddle a boundary is split, and moves
+whole to the next part instead. In GSM-7 that is the escape pair of an extension
+character; in UCS-2 it is a grapheme cluster, a consonant with its vowel signs and tone
+marks (or an emoji with its modifiers), found by the ``grapheme`` package. A carriage
+return and line feed are two characters, as the calculator has them. So a text can cost
+more than ``ceil(units / per_part)`` parts: 201 units of Lao are 4 parts, not 3, when a
+cluster would cross unit 67 or 134.
+
+A cluster longer than a whole part (a letter under dozens of stacked marks) cannot move
+whole anywhere; it is split between code points, never inside a surrogate pair.
+
+The calculator's cluster rules are Unicode 10's and the ``grapheme`` package's Unicode
+13's; they part only on what came after Unicode 10: the Lao Pali virama (U+0EBA) and
+emoji sequences built by the newer rules (a skin tone after a letter, for one).
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
+import grapheme
 from gsm0338.charset import BASIC_CHARACTER_SET, BASIC_CHARACTER_SET_EXTENSION
 
 GSM7: Final = "GSM-7"
@@ -99,8 +113,8 @@ def gsm_lookalike(char: str) -> str | None:
 
 
 def _split(weights: list[int], single: int, per_part: int) -> list[int]:
-    """Units in each part: greedy fill of ``per_part``-unit parts, where a character
-    never straddles two parts."""
+    """Units in each part: greedy fill of ``per_part``-unit parts, where a weighted item
+    (a character, or a cluster of them) never straddles two parts."""
     total = sum(weights)
     if total <= single:
         return [total]
@@ -112,14 +126,42 @@ def _split(weights: list[int], single: int, per_part: int) -> list[int]:
     return sizes
 
 
-def _parts(weights: list[int], single: int, per_part: int) -> int:
-    return len(_split(weights, single, per_part))
-
-
 def _even_parts(units: int, single: int, per_part: int) -> int:
-    """What :func:`_parts` counts when every character is one unit: no character can
-    straddle a boundary, so the parts are full but the last."""
+    """What :func:`_split` counts when every item is one unit: nothing can straddle a
+    boundary, so the parts are full but the last."""
     return 1 if units <= single else -(-units // per_part)
+
+
+def _utf16_units(text: str) -> int:
+    return len(text) + sum(ord(ch) > 0xFFFF for ch in text)
+
+
+def _clusters(text: str) -> Iterator[str]:
+    """The grapheme clusters of ``text``, with CR LF as two, as the calculator has it."""
+    cluster: str
+    for cluster in grapheme.graphemes(text):
+        if cluster == "\r\n":
+            yield from cluster
+        else:
+            yield cluster
+
+
+def _ucs2_weights(text: str) -> Iterator[int]:
+    """UTF-16 units of each item that must not be split: a cluster, or each code point
+    of a cluster too long for any part."""
+    for cluster in _clusters(text):
+        units = _utf16_units(cluster)
+        if units <= UCS2_PART:
+            yield units
+        else:
+            yield from (_utf16_units(ch) for ch in cluster)
+
+
+@lru_cache(maxsize=1024)
+def _ucs2_part_sizes(text: str) -> tuple[int, ...]:
+    """UTF-16 units in each UCS-2 part of ``text``. Cached: a campaign renders the same
+    long body for many recipients, and finding clusters costs about 1 µs a character."""
+    return tuple(_split(list(_ucs2_weights(text)), UCS2_SINGLE, UCS2_PART))
 
 
 def segments(text: str, channel: str = "sms") -> Segments:
@@ -142,21 +184,12 @@ def segments(text: str, channel: str = "sms") -> Segments:
     outside = distinct.difference(_SEPTETS)
     if not outside:
         septets = [_SEPTETS[ch] for ch in text]
-        return Segments(GSM7, sum(septets), _parts(septets, GSM_SINGLE, GSM_PART), characters)
+        return Segments(GSM7, sum(septets), len(_split(septets, GSM_SINGLE, GSM_PART)), characters)
 
     non_gsm = tuple(sorted(outside, key=text.index))
-    if max(distinct) <= "\uffff":
-        return Segments(
-            UCS2, characters, _even_parts(characters, UCS2_SINGLE, UCS2_PART), characters, non_gsm
-        )
-    code_units = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
-    return Segments(
-        UCS2,
-        sum(code_units),
-        _parts(code_units, UCS2_SINGLE, UCS2_PART),
-        characters,
-        non_gsm,
-    )
+    units = characters if max(distinct) <= "\uffff" else _utf16_units(text)
+    parts = 1 if units <= UCS2_SINGLE else len(_ucs2_part_sizes(text))
+    return Segments(UCS2, units, parts, characters, non_gsm)
 
 
 def part_sizes(text: str, channel: str = "sms") -> tuple[int, ...]:
@@ -167,5 +200,4 @@ def part_sizes(text: str, channel: str = "sms") -> tuple[int, ...]:
         return (cost.units,)
     if cost.encoding == GSM7:
         return tuple(_split([_SEPTETS[ch] for ch in text], GSM_SINGLE, GSM_PART))
-    units = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
-    return tuple(_split(units, UCS2_SINGLE, UCS2_PART))
+    return (cost.units,) if cost.parts == 1 else _ucs2_part_sizes(text)

@@ -32,8 +32,8 @@ from broadcaster.web.app import create_app
 from messages import parse_template
 from tests.factories import THREE_LANGUAGES
 from tests.services import REDIS_URL, migrated_database, redis_client
-from workers.providers.simulator import SimulatorCore
-from workers.providers.simulator_server import SimulatorServer
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.server import SimulatorServer
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token"

@@ -35,8 +35,8 @@ from tests.services import migrated_database
 from tests.stack import ApiServer
 from workers.cli import app
 from workers.context import make_provider
-from workers.providers.simulator import SimulatorCore
-from workers.providers.simulator_server import SimulatorServer
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.server import SimulatorServer
 from workers.providers.twilio import TwilioProvider
 
 ROOT = Path(__file__).resolve().parent.parent

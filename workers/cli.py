@@ -174,8 +174,8 @@ def simulator(
     for tests and demos. Like Twilio, no callback for the initial status.
 
     It accepts TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN (or the built-in simulator pair)."""
-    from workers.providers.simulator import SimulatorCore
-    from workers.providers.simulator_server import run_simulator
+    from workers.providers.simulator.core import SimulatorCore
+    from workers.providers.simulator.server import run_simulator
 
     settings = get_settings()
     rates = {k: v for k, v in ((429, rate_429), (500, rate_500)) if v > 0}

@@ -18,7 +18,8 @@ from broadcaster.runtime import Runtime
 from workers.leases import Leases, MemoryLeases, RedisLeases
 from workers.providers import errors
 from workers.providers.base import Provider
-from workers.providers.simulator import SimulatorCore, SimulatorProvider
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.provider import SimulatorProvider
 from workers.providers.twilio import TwilioProvider
 from workers.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 

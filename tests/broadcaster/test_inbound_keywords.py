@@ -25,7 +25,7 @@ from tests.broadcaster.twilio_kit import (
     uvicorn_logging_restored,
 )
 from tests.stack import ApiServer
-from workers.providers.simulator import SimulatorCore
+from workers.providers.simulator.core import SimulatorCore
 
 LAO_1, LAO_2, LAO_3 = (
     factories.lao_number(101),

@@ -1,16 +1,23 @@
-"""SMS encoding and segment counting, checked by hand at every boundary."""
+"""SMS encoding and segment counting, checked by hand at every boundary and against the
+answers of Twilio's segment calculator pinned in tests/data/segments/corpus.json."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import Any
 
 import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from messages import Segments, segments
+from messages import Segments, part_sizes, segments
 
+CORPUS = json.loads(
+    (Path(__file__).parents[1] / "data" / "segments" / "corpus.json").read_text(encoding="utf-8")
+)
 EXTENSION = "€[]{}^~|\\\f"
 LAO = "ສ"
 EMOJI = "😀"
@@ -182,5 +189,29 @@ def test_parts_never_fewer_than_plain_division(text: str) -> None:
         assert result.parts == 1
     else:
         assert math.ceil(result.units / per_part) <= result.parts
-        # A moved character wastes at most one unit per part.
-        assert result.parts <= math.ceil(result.units / (per_part - 1))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    CORPUS["texts"],
+    ids=[f"{entry['kind']}-{number}" for number, entry in enumerate(CORPUS["texts"])],
+)
+def test_agrees_with_twilio_calculator(entry: dict[str, Any]) -> None:
+    """Lao, Thai, Khmer, Burmese, GSM-7 and mixed texts within a few units of a part
+    boundary: encoding, parts and units per part as the calculator counted them."""
+    text = entry["text"]
+    result = segments(text)
+    assert (result.encoding, result.parts) == (entry["encoding"], entry["segments"])
+    assert list(part_sizes(text)) == entry["part_units"]
+
+
+def test_corpus_has_texts_the_plain_division_gets_wrong() -> None:
+    """The pinned answers include texts where a cluster crossing a boundary costs a part."""
+    crossing = [
+        entry
+        for entry in CORPUS["texts"]
+        if entry["encoding"] == "UCS-2"
+        and entry["segments"] > math.ceil(len(entry["text"].encode("utf-16-le")) / 2 / 67)
+        and len(entry["text"].encode("utf-16-le")) > 140
+    ]
+    assert {entry["kind"].split("-")[0] for entry in crossing} >= {"lo", "th", "km", "my"}

@@ -19,7 +19,8 @@ from tests.stack import wait_for
 from workers.cli import app
 from workers.context import Context
 from workers.leases import MemoryLeases
-from workers.providers.simulator import SimulatorCore, SimulatorProvider
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.provider import SimulatorProvider
 from workers.ratelimit import MemoryRateLimiter
 from workers.scheduler import run_scheduler
 

@@ -22,7 +22,7 @@ from tests import factories
 from tests.workers.harness import Harness, harness
 from tests.workers.wiring import ACCOUNT
 from workers.pipeline import tick
-from workers.providers.simulator import SimulatorProvider
+from workers.providers.simulator.provider import SimulatorProvider
 from workers.sending import Outcome, send_batch
 
 

@@ -12,7 +12,8 @@ from typing import Any, Protocol
 from broadcaster.runtime import Runtime
 from workers.context import Context
 from workers.leases import Leases, MemoryLeases
-from workers.providers.simulator import SimulatorCore, SimulatorProvider
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.provider import SimulatorProvider
 from workers.ratelimit import MemoryRateLimiter
 
 ACCOUNT, TOKEN = "AC" + "2" * 32, "token"

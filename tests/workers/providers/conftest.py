@@ -16,8 +16,9 @@ from providers_testkit import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, ProviderFact
 
 from workers.providers import errors
 from workers.providers.base import Provider
-from workers.providers.simulator import SimulatorCore, SimulatorProvider
-from workers.providers.simulator_server import SimulatorServer
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.provider import SimulatorProvider
+from workers.providers.simulator.server import SimulatorServer
 from workers.providers.twilio import TwilioProvider
 
 

@@ -11,7 +11,7 @@ from broadcaster.config import load_settings
 from workers.context import make_provider
 from workers.providers import errors
 from workers.providers.base import ErrorKind
-from workers.providers.simulator import SimulatorCore
+from workers.providers.simulator.core import SimulatorCore
 
 
 @pytest.fixture(autouse=True)

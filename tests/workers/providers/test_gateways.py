@@ -17,8 +17,10 @@ from providers_testkit import (
 
 from workers.providers.base import ErrorKind, OutboundMessage, ProviderError
 from workers.providers.errors import BUILTIN_RULES
-from workers.providers.simulator import MAGIC_NUMBERS, SimulatorCore, SimulatorProvider
-from workers.providers.simulator_server import SimulatorServer
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.protocol import MAGIC_NUMBERS
+from workers.providers.simulator.provider import SimulatorProvider
+from workers.providers.simulator.server import SimulatorServer
 from workers.providers.twilio import TwilioProvider
 
 

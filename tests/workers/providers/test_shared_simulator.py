@@ -12,8 +12,8 @@ from providers_testkit import LAO_MOBILE
 from broadcaster.config import SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, load_settings
 from workers.context import make_provider
 from workers.providers.base import OutboundMessage, ProviderError
-from workers.providers.simulator import SimulatorCore
-from workers.providers.simulator_server import SimulatorServer
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.server import SimulatorServer
 
 
 @pytest.fixture

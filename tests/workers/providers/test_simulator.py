@@ -22,10 +22,12 @@ from providers_testkit import (
 )
 from twilio.request_validator import RequestValidator
 
+import messages
 import workers
 from workers.providers.base import OutboundMessage, ProviderError
-from workers.providers.simulator import SimulatorCore, SimulatorProvider, count_segments
-from workers.providers.simulator_server import SimulatorServer
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.provider import SimulatorProvider
+from workers.providers.simulator.server import SimulatorServer
 from workers.providers.twilio import TwilioProvider
 
 AUTH = (ACCOUNT_SID, AUTH_TOKEN)
@@ -129,7 +131,7 @@ def test_callbacks_retry_a_restarting_receiver(sim: SimulatorCore, receiver) -> 
 def test_unreachable_receiver_gives_up_without_killing_threads(
     sim: SimulatorCore, receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("workers.providers.simulator.CALLBACK_RETRY_DELAYS", (0.01, 0.01))
+    monkeypatch.setattr("workers.providers.simulator.callbacks.CALLBACK_RETRY_DELAYS", (0.01, 0.01))
     sim.create_message(ACCOUNT_SID, AUTH, form(StatusCallback="http://127.0.0.1:9/s"))
     assert sim.wait_for_callbacks(10)
     assert sim.callbacks_failed == 2  # "sent" given up, then "delivered" given up
@@ -296,10 +298,15 @@ def test_latency_applies_in_process(sim: SimulatorCore) -> None:
         ("ສ" * 135, 3),
         ("😀" * 35, 1),  # two UTF-16 units each
         ("😀" * 36, 2),
+        # ກີ່ would cross unit 67 and moves whole to part two: 201 units, 4 parts.
+        ("ສ" * 66 + "ກີ່" + "ສ" * 132, 4),
     ],
 )
-def test_count_segments(body: str, segments: int) -> None:
-    assert count_segments(body) == segments
+def test_num_segments_as_twilio_counts(sim: SimulatorCore, body: str, segments: int) -> None:
+    status, payload = sim.create_message(ACCOUNT_SID, AUTH, form(Body=body))
+    assert status == 201
+    assert payload["num_segments"] == str(segments)
+    assert payload["num_segments"] == str(messages.segments(body).parts)
 
 
 # --- the HTTP admin routes --------------------------------------------------------------
@@ -408,8 +415,8 @@ def test_run_simulator_serves_the_sdk_in_the_foreground() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     code = (
-        "from workers.providers.simulator import SimulatorCore\n"
-        "from workers.providers.simulator_server import run_simulator\n"
+        "from workers.providers.simulator.core import SimulatorCore\n"
+        "from workers.providers.simulator.server import run_simulator\n"
         f"run_simulator('127.0.0.1', {port}, SimulatorCore({ACCOUNT_SID!r}, {AUTH_TOKEN!r}))\n"
     )
     root = str(Path(workers.__file__).resolve().parents[1])

@@ -28,8 +28,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
 from workers.providers.base import OutboundMessage, ProviderError
-from workers.providers.simulator import SimulatorCore
-from workers.providers.simulator_server import SimulatorServer
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.server import SimulatorServer
 from workers.providers.twilio import BaseUrlHttpClient, TwilioProvider
 
 OTHER = "+66812345678"

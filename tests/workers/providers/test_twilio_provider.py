@@ -12,8 +12,8 @@ from twilio.request_validator import RequestValidator
 from urllib3.connection import HTTPConnection
 
 from workers.providers.base import ErrorKind, OutboundMessage, ProviderError
-from workers.providers.simulator import SimulatorCore
-from workers.providers.simulator_server import SimulatorServer
+from workers.providers.simulator.core import SimulatorCore
+from workers.providers.simulator.server import SimulatorServer
 from workers.providers.twilio import BaseUrlHttpClient, TwilioProvider
 
 

@@ -1,10 +1,11 @@
-"""A Twilio-compatible Messages API in miniature, for the quick start, tests and benchmarks.
+"""The simulator's core: Twilio's Messages API semantics, in memory.
 
-:class:`SimulatorCore` is the logic: it answers a create-message request the way Twilio
-does (same JSON, same error codes, Twilio's test magic numbers), injects faults on
-demand, counts everything tests assert on, and posts signed status callbacks from a small
-pool of background threads. ``simulator_server`` puts it behind HTTP for the real SDK;
-:class:`SimulatorProvider` calls it in-process and fails exactly as ``TwilioProvider`` does.
+:class:`SimulatorCore` answers a create-message request the way Twilio does (same JSON,
+same error codes, Twilio's test magic numbers), keeps the messages for the read API,
+moves each along its life on Twilio's timing, injects faults on demand and counts
+everything tests assert on. Its status callbacks are posted by :mod:`.callbacks`;
+:mod:`.server` puts it behind HTTP for the real SDK; ``SimulatorProvider``
+(:mod:`.provider`) calls it in-process.
 
 It is no kinder than Twilio in what riskcast relies on:
 
@@ -16,122 +17,46 @@ It is no kinder than Twilio in what riskcast relies on:
   leaves, so a client killed or timed out in between does not know it was accepted;
 - the read API (``GET Messages.json`` with Twilio's filters and paging, ``GET
   Messages/{Sid}.json``) with its own injected error rate; a ``DateSent`` filter never
-  matches a message Twilio has not sent yet, as on Twilio, where ``date_sent`` is empty.
+  matches a message Twilio has not sent yet, as on Twilio, where ``date_sent`` is empty;
+- ``num_segments`` as Twilio counts it (:func:`messages.segments`).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import logging
-import math
 import random
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-from twilio.request_validator import RequestValidator
-
-from workers.providers.base import (
-    LOOKUP_PAGE_SIZE,
-    Lookup,
-    OutboundMessage,
-    ProviderMessage,
-    ProviderResult,
-    ProviderStatus,
-    collect_lookup,
+from messages import segments
+from workers.providers.simulator.callbacks import (
+    CALLBACK_THREADS,
+    StatusCallbacks,
+    callback_params,
+    inbound_params,
 )
-from workers.providers.errors import error_from_response
-from workers.providers.twilio import WHATSAPP_PREFIX, create_params, lookup_sender
-
-logger = logging.getLogger(__name__)
-
-API_VERSION = "2010-04-01"
-MORE_INFO = "https://www.twilio.com/docs/errors/{code}"
-# The sender Twilio would pick from a messaging service, reported in callbacks.
-SERVICE_SENDER = "+15005550006"
-FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed"})
-
-# Twilio's test credentials answer these "To" numbers with a fixed error; so does the
-# simulator, with Twilio's wording (which quotes the number, as the real API does).
-MAGIC_NUMBERS: Mapping[str, tuple[int, str]] = {
-    "+15005550001": (21211, "The 'To' number {to} is not a valid phone number."),
-    "+15005550003": (
-        21408,
-        "Permission to send an SMS has not been enabled for the region indicated by the "
-        "'To' number: {to}.",
-    ),
-    "+15005550004": (21610, "Attempt to send to unsubscribed recipient {to}"),
-    "+15005550009": (21614, "'To' number {to} is not a valid mobile number"),
-}
-FAULT_CODES: Mapping[int, int] = {429: 20429, 500: 20500, 503: 20503}
-MAX_BODY = 1600
-# The read API's page sizes, as Twilio's: 50 unless asked, at most 1,000.
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
-PAGE_TOKEN_PREFIX = "PA"  # noqa: S105 -- a page token, Twilio's prefix, no secret
-
-# Status callbacks: a few threads, and retries spread over ~8 s so a receiving API that
-# restarts still gets them.
-CALLBACK_THREADS = 4
-CALLBACK_RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
-CALLBACK_TIMEOUT = 5.0
-
-_GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+from workers.providers.simulator.protocol import (
+    API_VERSION,
+    DEFAULT_PAGE_SIZE,
+    FINAL_STATUSES,
+    MAGIC_NUMBERS,
+    MAX_BODY,
+    MAX_PAGE_SIZE,
+    PAGE_TOKEN_PREFIX,
+    SERVICE_SENDER,
+    date_sent_matches,
+    fault_error,
+    parse_date_filter,
+    rfc2822,
+    twilio_error,
 )
-_GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
-
-
-def count_segments(body: str) -> int:
-    """Segments Twilio bills for ``body``: GSM-7 160/153, else UCS-2 70/67 UTF-16 units."""
-    if all(ch in _GSM7_BASIC or ch in _GSM7_EXTENDED for ch in body):
-        units = len(body) + sum(ch in _GSM7_EXTENDED for ch in body)
-        single, part = 160, 153
-    else:
-        units = len(body.encode("utf-16-le")) // 2
-        single, part = 70, 67
-    return 1 if units <= single else math.ceil(units / part)
-
-
-def twilio_error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
-    """Twilio's legacy error body, the one the SDK turns into TwilioRestException."""
-    return status, {
-        "code": code,
-        "message": message,
-        "more_info": MORE_INFO.format(code=code),
-        "status": status,
-    }
-
-
-RFC2822 = "%a, %d %b %Y %H:%M:%S +0000"
-
-
-def _rfc2822(moment: datetime) -> str:
-    return moment.strftime(RFC2822)
-
-
-def _rfc2822_now() -> str:
-    return _rfc2822(datetime.now(UTC))
-
-
-def parse_date_filter(value: str) -> tuple[datetime, bool]:
-    """A ``DateSent`` filter value: ``YYYY-MM-DD`` (a whole day, GMT) or the SDK's
-    ``YYYY-MM-DDTHH:MM:SSZ``. Returns (moment, date_only); ValueError if neither."""
-    text = value.strip()
-    if len(text) == 10:
-        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC), True
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC), False
+from workers.providers.twilio import WHATSAPP_PREFIX
 
 
 def _rates(name: str, error_rates: Mapping[int, float]) -> dict[int, float]:
@@ -186,103 +111,6 @@ class _Record:
     date_sent: datetime | None = None
 
 
-@dataclass(order=True, slots=True)
-class _Job:
-    due: float
-    seq: int
-    run: Callable[[], None] = field(compare=False)
-
-
-class _CallbackDispatcher:
-    """A few threads draining a time-ordered queue of callback jobs.
-
-    Delays and retries go back into the queue rather than sleeping in a thread, so a slow
-    or restarting receiver never stalls the other messages' callbacks.
-    """
-
-    def __init__(self, threads: int = CALLBACK_THREADS) -> None:
-        self._threads_wanted = threads
-        self._cond = threading.Condition()
-        self._heap: list[_Job] = []
-        self._seq = itertools.count()
-        self._threads: list[threading.Thread] = []
-        self._running = False
-        self._in_flight = 0
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=threads)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        # Status callbacks go through urllib3 itself: two per message, and requests costs
-        # twice the CPU for each (the benchmark's simulator shares two cores with riskcast).
-        self.pool = urllib3.PoolManager(num_pools=4, maxsize=threads, retries=False)
-
-    def schedule(self, delay: float, run: Callable[[], None]) -> None:
-        with self._cond:
-            if not self._running:
-                self._start()
-            heapq.heappush(self._heap, _Job(time.monotonic() + delay, next(self._seq), run))
-            self._cond.notify()
-
-    def pending(self) -> int:
-        with self._cond:
-            return len(self._heap) + self._in_flight
-
-    def clear(self) -> None:
-        with self._cond:
-            self._heap.clear()
-            self._cond.notify_all()
-
-    def wait_idle(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._heap or self._in_flight:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.05))
-        return True
-
-    def stop(self, *, drain: bool = True, timeout: float = 10.0) -> None:
-        if drain:
-            self.wait_idle(timeout)
-        with self._cond:
-            self._running = False
-            self._heap.clear()
-            self._cond.notify_all()
-            threads, self._threads = self._threads, []
-        for thread in threads:
-            thread.join(timeout)
-
-    def _start(self) -> None:
-        self._running = True
-        for index in range(self._threads_wanted):
-            thread = threading.Thread(target=self._loop, name=f"sim-callbacks-{index}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    if not self._running:
-                        return
-                    now = time.monotonic()
-                    if self._heap and self._heap[0].due <= now:
-                        job = heapq.heappop(self._heap)
-                        self._in_flight += 1
-                        break
-                    wait = self._heap[0].due - now if self._heap else None
-                    self._cond.wait(wait)
-            try:
-                job.run()
-            except Exception:  # a callback job must never kill its thread
-                logger.exception("simulator callback job failed")
-            finally:
-                with self._cond:
-                    self._in_flight -= 1
-                    self._cond.notify_all()
-
-
 class SimulatorCore:
     """Twilio's Messages API semantics, in memory. Thread-safe."""
 
@@ -303,7 +131,6 @@ class SimulatorCore:
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
-        self.validator = RequestValidator(auth_token)
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._initial_config: dict[str, Any] = {
@@ -323,8 +150,7 @@ class SimulatorCore:
         self.queue_delay = 0.05
         self.answer_delay = 0.0
         self.configure(**self._initial_config)
-        self._dispatcher = _CallbackDispatcher(callback_threads)
-        self._generation = 0
+        self._callbacks = StatusCallbacks(auth_token, callback_threads)
         self._clear_state()
 
     # --- configuration and accounting -------------------------------------------------
@@ -378,7 +204,7 @@ class SimulatorCore:
     def _clear_state(self) -> None:
         with self._lock:
             # Jobs started before a reset carry the old generation and drop themselves.
-            self._generation += 1
+            self._callbacks.forget()
             self._requests = 0
             self._accepted = 0
             self._rejected: Counter[int] = Counter()
@@ -391,27 +217,24 @@ class SimulatorCore:
             self._reads_refused: Counter[int] = Counter()
             self._outcomes: dict[str, _Outcome] = {}
             self._forced: dict[str, _ForcedError] = {}
-            self._callbacks_delivered = 0
-            self._callbacks_failed = 0
-            self._callbacks_refused = 0
 
     def reset(self, *, config: bool = False) -> None:
         """Forget messages, counters, outcomes and forced errors; drop pending callbacks.
 
         ``config=True`` also restores the constructor's configuration.
         """
-        self._dispatcher.clear()
+        self._callbacks.queue.clear()
         self._clear_state()
         if config:
             self.configure(**self._initial_config)
 
     def stop(self, *, drain: bool = True, timeout: float = 10.0) -> None:
         """Deliver what is due (unless ``drain=False``), then stop the callback threads."""
-        self._dispatcher.stop(drain=drain, timeout=timeout)
+        self._callbacks.queue.stop(drain=drain, timeout=timeout)
 
     def wait_for_callbacks(self, timeout: float = 10.0) -> bool:
         """Block until no callback is scheduled or in flight; False on timeout."""
-        return self._dispatcher.wait_idle(timeout)
+        return self._callbacks.queue.wait_idle(timeout)
 
     @property
     def requests_count(self) -> int:
@@ -433,17 +256,17 @@ class SimulatorCore:
 
     @property
     def callbacks_delivered(self) -> int:
-        return self._callbacks_delivered
+        return self._callbacks.delivered
 
     @property
     def callbacks_failed(self) -> int:
         """Callbacks given up after every retry (receiver down or answering 5xx)."""
-        return self._callbacks_failed
+        return self._callbacks.failed
 
     @property
     def callbacks_refused(self) -> int:
         """Callbacks the receiver answered with a 4xx."""
-        return self._callbacks_refused
+        return self._callbacks.refused
 
     def accepted_by_to(self) -> dict[str, int]:
         with self._lock:
@@ -477,10 +300,10 @@ class SimulatorCore:
                 "rejected": {str(k): v for k, v in sorted(self._rejected.items())},
                 "rejected_codes": {str(k): v for k, v in sorted(self._rejected_codes.items())},
                 "accepted_by_to": dict(self._accepted_by_to),
-                "callbacks_delivered": self._callbacks_delivered,
-                "callbacks_failed": self._callbacks_failed,
-                "callbacks_refused": self._callbacks_refused,
-                "callbacks_pending": self._dispatcher.pending(),
+                "callbacks_delivered": self._callbacks.delivered,
+                "callbacks_failed": self._callbacks.failed,
+                "callbacks_refused": self._callbacks.refused,
+                "callbacks_pending": self._callbacks.queue.pending(),
                 "reads": self._reads,
                 "reads_refused": {str(k): v for k, v in sorted(self._reads_refused.items())},
                 "config": self.config(),
@@ -538,7 +361,7 @@ class SimulatorCore:
             time.sleep(self.latency)
         status, payload, record = self._create(account_sid, auth, form)
         if record is not None and record.tracked:
-            self._dispatcher.schedule(self.queue_delay, lambda: self._advance(record))
+            self._callbacks.queue.schedule(self.queue_delay, lambda: self._advance(record))
         if simulate_latency and record is not None and self.answer_delay:
             time.sleep(self.answer_delay)
         return status, payload
@@ -590,9 +413,7 @@ class SimulatorCore:
 
         fault = self._draw_fault()
         if fault is not None:
-            code = FAULT_CODES.get(fault, 20500 if fault >= 500 else fault)
-            text = "Too Many Requests" if fault == 429 else "Service temporarily unavailable"
-            return twilio_error(fault, code, text)
+            return fault_error(fault)
 
         bare = _bare(to)
         key = to if to in self._forced else bare
@@ -628,7 +449,7 @@ class SimulatorCore:
         to = form["To"].strip()
         service = form.get("MessagingServiceSid") or None
         created = datetime.now(UTC)
-        now = _rfc2822(created)
+        now = rfc2822(created)
         uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}.json"
         data: dict[str, Any] = {
             "account_sid": account_sid,
@@ -643,7 +464,7 @@ class SimulatorCore:
             "from": form.get("From") or None,
             "messaging_service_sid": service,
             "num_media": "0",
-            "num_segments": str(count_segments(form.get("Body", "")) if form.get("Body") else 1),
+            "num_segments": str(segments(form.get("Body", "")).parts),
             "price": None,
             "price_unit": "USD",
             "sid": sid,
@@ -687,7 +508,7 @@ class SimulatorCore:
         data = record.data
         data["status"] = status
         moment = datetime.now(UTC)
-        data["date_updated"] = _rfc2822(moment)
+        data["date_updated"] = rfc2822(moment)
         if status in ("sent", "delivered", "undelivered") and record.date_sent is None:
             record.date_sent = moment
             data["date_sent"] = data["date_updated"]
@@ -732,11 +553,7 @@ class SimulatorCore:
             else:
                 fault = self._draw_fault(self.read_error_rates)
                 if fault is not None:
-                    code = FAULT_CODES.get(fault, 20500 if fault >= 500 else fault)
-                    text = (
-                        "Too Many Requests" if fault == 429 else "Service temporarily unavailable"
-                    )
-                    answer = twilio_error(fault, code, text)
+                    answer = fault_error(fault)
             if answer is not None:
                 self._reads_refused[answer[0]] += 1
             return answer
@@ -771,7 +588,7 @@ class SimulatorCore:
                 self._settle(record)
                 if sender and record.data["from"] != sender:
                     continue
-                if dates and not _date_sent_matches(record.date_sent, dates):
+                if dates and not date_sent_matches(record.date_sent, dates):
                     continue
                 chosen.append(record)
             # Twilio's order: by date sent, most recent first. Where it puts messages not
@@ -827,94 +644,23 @@ class SimulatorCore:
                 return
             step = "sent" if current in ("queued", "accepted") and final != "failed" else final
             self._set_status(record, step)
-            params = self._callback_params(record.data, step, record.outcome.error_code)
+            params = callback_params(record.data, step, record.outcome.error_code)
             url = record.form["StatusCallback"]
             deliver = self.deliver_callbacks
-            generation = self._generation
+            generation = self._callbacks.generation
 
         def after() -> None:
             if step not in FINAL_STATUSES:
-                self._dispatcher.schedule(self.callback_delay, lambda: self._advance(record))
+                self._callbacks.queue.schedule(self.callback_delay, lambda: self._advance(record))
 
         if deliver:
-            self._post_with_retries(url, params, generation=generation, attempt=0, then=after)
+            self._callbacks.post(url, params, generation=generation, then=after)
         else:
             after()
 
-    def _callback_params(
-        self, data: Mapping[str, Any], status: str, error_code: int | None
-    ) -> dict[str, str]:
-        params = {
-            "MessageSid": data["sid"],
-            "SmsSid": data["sid"],
-            "AccountSid": data["account_sid"],
-            "From": data["from"] or SERVICE_SENDER,
-            "To": data["to"],
-            "MessageStatus": status,
-            "SmsStatus": status,
-            "ApiVersion": API_VERSION,
-        }
-        if data.get("messaging_service_sid"):
-            params["MessagingServiceSid"] = data["messaging_service_sid"]
-        if status in ("undelivered", "failed") and error_code is not None:
-            params["ErrorCode"] = str(error_code)
-        return params
-
-    def _post_with_retries(
-        self,
-        url: str,
-        params: dict[str, str],
-        *,
-        generation: int,
-        attempt: int,
-        then: Callable[[], None],
-    ) -> None:
-        """Post one callback; on a connection error or 5xx, try again later from the queue."""
-        if generation != self._generation:
-            return  # reset() since: the message is forgotten
-        status = self._post_signed(url, params)
-        if status is not None and status < 500:
-            with self._lock:
-                if generation != self._generation:
-                    return
-                if status < 400:
-                    self._callbacks_delivered += 1
-                else:  # the receiver refused it (a bad signature?): retrying cannot help
-                    self._callbacks_refused += 1
-            then()
-            return
-        if attempt < len(CALLBACK_RETRY_DELAYS):
-            self._dispatcher.schedule(
-                CALLBACK_RETRY_DELAYS[attempt],
-                lambda: self._post_with_retries(
-                    url, params, generation=generation, attempt=attempt + 1, then=then
-                ),
-            )
-            return
-        with self._lock:
-            if generation != self._generation:
-                return
-            self._callbacks_failed += 1
-        then()
-
     def sign(self, url: str, params: Mapping[str, str]) -> str:
         """``X-Twilio-Signature`` for a form POST of ``params`` to ``url``."""
-        return str(self.validator.compute_signature(url, dict(params)))
-
-    def _post_signed(self, url: str, params: Mapping[str, str]) -> int | None:
-        """POST a signed webhook; the receiver's status, or None if it could not be reached."""
-        headers = {
-            "X-Twilio-Signature": self.sign(url, params),
-            "User-Agent": "TwilioProxy/1.1",
-        }
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            response = self._dispatcher.pool.request(
-                "POST", url, body=urlencode(params), headers=headers, timeout=CALLBACK_TIMEOUT
-            )
-        except urllib3.exceptions.HTTPError:
-            return None
-        return int(response.status)
+        return self._callbacks.sign(url, params)
 
     def send_callback(self, sid: str, status: str, error_code: int | None = None) -> int | None:
         """Post one extra status callback for ``sid`` now (duplicates, out-of-order tests).
@@ -928,8 +674,8 @@ class SimulatorCore:
             url = record.form.get("StatusCallback")
             if not url:
                 raise KeyError(f"{sid} has no StatusCallback")
-            params = self._callback_params(record.data, status, error_code)
-        return self._post_signed(url, params)
+            params = callback_params(record.data, status, error_code)
+        return self._callbacks.post_signed(url, params)
 
     def inject_inbound(
         self, to_webhook_url: str, from_: str, to: str, body: str
@@ -938,144 +684,5 @@ class SimulatorCore:
 
         Returns the receiver's HTTP status (None if unreachable) and its answer (TwiML).
         """
-        sid = "SM" + uuid.uuid4().hex
-        params = {
-            "MessageSid": sid,
-            "SmsSid": sid,
-            "SmsMessageSid": sid,
-            "AccountSid": self.account_sid,
-            "From": from_,
-            "To": to,
-            "Body": body,
-            "NumMedia": "0",
-            "NumSegments": str(count_segments(body) if body else 1),
-            "SmsStatus": "received",
-            "ApiVersion": API_VERSION,
-        }
-        headers = {
-            "X-Twilio-Signature": self.sign(to_webhook_url, params),
-            "User-Agent": "TwilioProxy/1.1",
-        }
-        try:
-            response = self._dispatcher.session.post(
-                to_webhook_url, data=params, headers=headers, timeout=CALLBACK_TIMEOUT
-            )
-        except requests.RequestException:
-            return None, ""
-        return response.status_code, response.text
-
-
-def _date_sent_matches(
-    date_sent: datetime | None, filters: Mapping[str, tuple[datetime, bool]]
-) -> bool:
-    """Twilio's ``DateSent`` filters: ``DateSent`` the same GMT day, ``DateSent>`` on or
-    after the moment (midnight for a bare date), ``DateSent<`` on or before it. A message
-    not yet sent has no ``date_sent`` and matches none of them."""
-    if date_sent is None:
-        return False
-    for key, (moment, _date_only) in filters.items():
-        if key == "DateSent" and date_sent.date() != moment.date():
-            return False
-        if key == "DateSent>" and date_sent < moment:
-            return False
-        if key == "DateSent<" and date_sent > moment:
-            return False
-    return True
-
-
-# Keyword arguments of ``client.messages.create`` -> the form fields the SDK sends.
-_SDK_FORM_NAMES = {
-    "to": "To",
-    "from_": "From",
-    "messaging_service_sid": "MessagingServiceSid",
-    "body": "Body",
-    "status_callback": "StatusCallback",
-    "validity_period": "ValidityPeriod",
-}
-
-
-class SimulatorProvider:
-    """The in-process gateway: same form as the SDK, same errors as ``TwilioProvider``."""
-
-    name = "simulator"
-
-    def __init__(
-        self,
-        core: SimulatorCore,
-        *,
-        account_sid: str,
-        auth_token: str,
-        from_number: str | None = None,
-        messaging_service_sid: str | None = None,
-    ) -> None:
-        if not messaging_service_sid and not from_number:
-            raise ValueError("either messaging_service_sid or from_number is required")
-        self.core = core
-        self.account_sid = account_sid
-        self._auth = (account_sid, auth_token)
-        self.from_number = from_number
-        self.messaging_service_sid = messaging_service_sid
-
-    def send(self, message: OutboundMessage) -> ProviderResult:
-        params = create_params(
-            message,
-            from_number=self.from_number,
-            messaging_service_sid=self.messaging_service_sid,
-        )
-        form = {_SDK_FORM_NAMES[key]: str(value) for key, value in params.items()}
-        status, payload = self.core.create_message(self.account_sid, self._auth, form)
-        if not 200 <= status < 300:
-            # As twilio-python does: the body's code, else the HTTP status.
-            raise error_from_response(int(payload.get("code", status)), status)
-        return ProviderResult(sid=str(payload["sid"]), status=str(payload["status"]))
-
-    def fetch(self, sid: str) -> ProviderStatus:
-        status, payload = self.core.get_message(self.account_sid, self._auth, sid)
-        if not 200 <= status < 300:
-            raise error_from_response(int(payload.get("code", status)), status)
-        code = payload.get("error_code")
-        return ProviderStatus(str(payload["status"]), int(code) if code else None)
-
-    def messages_to(
-        self, to: str, since: datetime, *, pace: Callable[[], object] | None = None
-    ) -> Lookup:
-        sender, keep = lookup_sender(
-            to, from_number=self.from_number, messaging_service_sid=self.messaging_service_sid
-        )
-        query = {"To": to, "PageSize": str(LOOKUP_PAGE_SIZE)}
-        if sender:
-            query["From"] = sender
-
-        def pages() -> Iterator[list[ProviderMessage]]:
-            token = ""
-            while True:
-                if pace:
-                    pace()
-                status, payload = self.core.list_messages(
-                    self.account_sid,
-                    self._auth,
-                    {**query, **({"PageToken": token} if token else {})},
-                )
-                if status != 200:
-                    raise error_from_response(int(payload.get("code", status)), status)
-                yield [message_from_json(m) for m in payload["messages"]]
-                if not payload["next_page_uri"]:
-                    return
-                token = PAGE_TOKEN_PREFIX + payload["messages"][-1]["sid"]
-
-        return collect_lookup(pages(), since, keep)
-
-
-def message_from_json(data: Mapping[str, Any]) -> ProviderMessage:
-    """A message of the read API's JSON (Twilio's shape) as the provider interface has it."""
-    code = data.get("error_code")
-    return ProviderMessage(
-        sid=str(data["sid"]),
-        to=str(data["to"]),
-        sender=data.get("from") or None,
-        messaging_service_sid=data.get("messaging_service_sid") or None,
-        body=str(data.get("body") or ""),
-        status=str(data["status"]),
-        error_code=int(code) if code else None,
-        created_at=datetime.strptime(str(data["date_created"]), RFC2822).replace(tzinfo=UTC),
-    )
+        params = inbound_params(self.account_sid, "SM" + uuid.uuid4().hex, from_, to, body)
+        return self._callbacks.post_inbound(to_webhook_url, params)

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from workers.providers.simulator import SimulatorCore
+from workers.providers.simulator.core import SimulatorCore
 
 MESSAGES_PATH = "/2010-04-01/Accounts/{account_sid}/Messages.json"
 MESSAGE_PATH = "/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json"
