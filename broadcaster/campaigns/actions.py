@@ -48,8 +48,14 @@ def create(session: Session, caller: Actor, **fields: Any) -> Campaign:
 
 
 def schedule(
-    session: Session, caller: Actor, campaign_id: int, send_at: datetime | None, threshold: int
+    session: Session,
+    caller: Actor,
+    campaign_id: int,
+    send_at: datetime | None = None,
+    threshold: int | None = None,
 ) -> Campaign:
+    """Launch now (``send_at`` None) or at ``send_at``; ``threshold`` defaults to
+    ``RISKCAST_APPROVAL_THRESHOLD``."""
     get_visible(session, caller, campaign_id)
     if send_at is not None and send_at.tzinfo is None:
         raise InvalidInput("give a time zone (e.g. 2024-05-01T09:00:00+07:00)", field="send_at")

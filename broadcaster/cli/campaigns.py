@@ -7,12 +7,11 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from broadcaster.campaigns import actions
 from broadcaster.campaigns import service as campaigns
@@ -104,28 +103,26 @@ def campaigns_create(
 def campaigns_launch(campaign_id: int) -> None:
     """Launch a draft campaign now (the scheduler picks it up within seconds)."""
     with unit_of_work() as session:
-        campaign = campaigns.schedule(session, campaign_id)
-        log_action(session, "campaign.launch", "campaign", campaign_id)
+        campaign = actions.schedule(session, cli_actor(), campaign_id)
         console.print(
             f"campaign {campaign.id} launched ({campaign.priority}); follow it with: riskcast campaigns status {campaign.id}"
         )
 
 
-def _action(name: str, fn: Callable[[Session, int], Any]) -> Callable[[int], None]:
+def _action(name: str) -> Callable[[int], None]:
     @friendly
     def command(campaign_id: int) -> None:
         with unit_of_work() as session:
-            campaign = fn(session, campaign_id)
-            log_action(session, f"campaign.{name}", "campaign", campaign_id)
+            campaign = actions.operate(session, cli_actor(), campaign_id, name)
             console.print(f"campaign {campaign_id} is {campaign.state}")
 
     command.__doc__ = f"{name.capitalize()} a campaign."
     return command
 
 
-app.command("pause")(_action("pause", campaigns.pause))
-app.command("resume")(_action("resume", campaigns.resume))
-app.command("cancel")(_action("cancel", campaigns.cancel))
+app.command("pause")(_action("pause"))
+app.command("resume")(_action("resume"))
+app.command("cancel")(_action("cancel"))
 
 
 @app.command("status")
@@ -173,8 +170,7 @@ def campaigns_list() -> None:
 def campaigns_retry_failed(campaign_id: int) -> None:
     """Queue again the failures a retry can fix (not permanent refusals such as 21211)."""
     with unit_of_work() as session:
-        count = campaigns.retry_failed(session, campaign_id)
-        log_action(session, "campaign.retry_failed", "campaign", campaign_id, deliveries=count)
+        count = actions.retry(session, cli_actor(), campaign_id)
     console.print(f"campaign {campaign_id}: {count} deliveries queued again")
 
 
