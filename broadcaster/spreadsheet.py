@@ -1,8 +1,8 @@
 """CSV that is safe to open in a spreadsheet.
 
-A cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is read by
-spreadsheet programs as a formula, so a name or a message someone typed could run in the
-official's spreadsheet. Every such cell is written with a leading apostrophe, which the
+A cell that starts with ``=``, ``+``, ``-``, ``@`` (or their full-width forms), a tab or a
+line break is read by spreadsheet programs as a formula, so a name or a message someone
+typed could run in the official's spreadsheet. Every such cell is written with a leading apostrophe, which the
 programs show as text.
 """
 
@@ -12,7 +12,9 @@ import csv
 from collections.abc import Iterable
 from typing import Any
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The ASCII signs, their full-width forms (some spreadsheets read those too) and the
+# whitespace that can hide them.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 
 
 def cell(value: object) -> object:
@@ -30,6 +32,10 @@ class SafeWriter:
 
     def writerow(self, row: Iterable[Any]) -> Any:
         return self._writer.writerow([cell(v) for v in row])
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
 
 
 def writer(out: Any) -> SafeWriter:

@@ -76,11 +76,7 @@ def test_imports_point_one_way_and_never_in_a_cycle() -> None:
 
 
 def _heavy(loaded: set[str]) -> list[str]:
-    return sorted(
-        m
-        for m in loaded
-        if m.split(".")[0] in HEAVY or m.startswith(("broadcaster.web", "workers.bench"))
-    )
+    return sorted(m for m in loaded if m.split(".")[0] in HEAVY or m.startswith("broadcaster.web"))
 
 
 def _loaded_by(tmp_path: Path, *args: str) -> set[str]:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from broadcaster.audit.service import Actor
 from broadcaster.campaigns import service as campaigns
 from broadcaster.errors import InvalidInput, NotFound
-from broadcaster.models import Campaign, CampaignState, Role
+from broadcaster.models import Campaign, CampaignState, Role, User
 
 
 def visible(caller: Actor, campaign: Campaign) -> bool:
@@ -72,12 +72,18 @@ def schedule(
     return campaign
 
 
-def approve(session: Session, caller: Actor, campaign_id: int) -> Campaign:
+def approve(
+    session: Session, caller: Actor, campaign_id: int, *, approver: User | None = None
+) -> Campaign:
+    """Approve a draft as the second person: ``caller`` itself, or ``approver`` when the
+    caller acts for someone (the command line names the approving user)."""
     get_visible(session, caller, campaign_id)
-    if caller.user_id is None:
+    approver_id = approver.id if approver is not None else caller.user_id
+    if approver_id is None:
         raise InvalidInput("an approval is given by a user with an account", field="user")
-    campaign = campaigns.approve(session, campaign_id, caller.user_id)
-    caller.record(session, "campaign.approve", "campaign", campaign_id)
+    campaign = campaigns.approve(session, campaign_id, approver_id)
+    detail = {"approved_by": approver.name} if approver is not None else {}
+    caller.record(session, "campaign.approve", "campaign", campaign_id, **detail)
     return campaign
 
 

@@ -34,8 +34,8 @@ from broadcaster.models import (
     TemplateVersion,
     User,
 )
-from broadcaster.monitoring import stats
 from broadcaster.templates import service as templates
+from broadcaster.users import auth
 from messages import CONTACT_VARIABLES
 
 S = CampaignState
@@ -394,14 +394,8 @@ class Summary:
 
 def summaries(session: Session, rows: list[Campaign]) -> list[Summary]:
     """One :class:`Summary` per campaign, in order, in four queries whatever their number."""
-    people = {c.created_by for c in rows} | {c.approved_by for c in rows}
-    wanted = {i for i in people if i is not None}
-    names: dict[int, str] = (
-        dict(session.execute(select(User.id, User.name).where(User.id.in_(wanted))).all())
-        if wanted
-        else {}
-    )
-    counts = stats.counts_for(session, [c.id for c in rows])
+    names = auth.names(session, {c.created_by for c in rows} | {c.approved_by for c in rows})
+    counts = deliveries.counts_for(session, [c.id for c in rows])
     versions = {
         version_id: (key, number)
         for version_id, key, number in session.execute(

@@ -16,7 +16,7 @@ from rich.table import Table
 from broadcaster.campaigns import actions
 from broadcaster.campaigns import service as campaigns
 from broadcaster.campaigns.preview import CampaignPreview, preview_campaign
-from broadcaster.cli.common import cli_actor, console, fail, friendly, log_action, unit_of_work
+from broadcaster.cli.common import cli_actor, console, fail, friendly, unit_of_work
 from broadcaster.cli.templates import print_texts, print_warnings
 from broadcaster.db import utcnow
 from broadcaster.runtime import get_runtime
@@ -284,8 +284,7 @@ def campaigns_approve(
     """Approve a draft as the second person (two-person rule: urgent or large campaigns)."""
     with unit_of_work() as session:
         approver = auth.get_user(session, by)
-        campaigns.approve(session, campaign_id, approver.id)
-        log_action(session, "campaign.approve", "campaign", campaign_id, approved_by=by)
+        actions.approve(session, cli_actor(), campaign_id, approver=approver)
     console.print(
         f"campaign {campaign_id} approved by {by}; launch it with: riskcast campaigns launch {campaign_id}"
     )

@@ -1,4 +1,5 @@
-"""The inbox: replies people sent that no keyword answered, for officials to read and tag."""
+"""The inbox: messages people sent (keywords are answered as they arrive; everything waits
+here), for officials to read and tag."""
 
 from __future__ import annotations
 

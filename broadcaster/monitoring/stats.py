@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 from sqlalchemy import func, select
@@ -64,32 +63,6 @@ def by_state_and_priority(session: Session) -> list[tuple[str, str, int]]:
         .group_by(Delivery.state, Campaign.priority)
     )
     return [(state, priority, n) for state, priority, n in rows]
-
-
-def counts_for(session: Session, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
-    """Deliveries by state for several campaigns in one query."""
-    result: dict[int, dict[str, int]] = {
-        cid: {s.value: 0 for s in DeliveryState} for cid in campaign_ids
-    }
-    if not campaign_ids:
-        return result
-    rows = session.execute(
-        select(Delivery.campaign_id, Delivery.state, func.count())
-        .where(Delivery.campaign_id.in_(campaign_ids))
-        .group_by(Delivery.campaign_id, Delivery.state)
-    )
-    for cid, state, n in rows:
-        result[cid][state] = n
-    return result
-
-
-def progress(counts: dict[str, int]) -> dict[str, Any]:
-    """Done, total and percent of a campaign's deliveries (done = no longer pending,
-    queued or sending)."""
-    total = sum(counts.values())
-    waiting = sum(counts.get(s, 0) for s in ("pending", "queued", "sending"))
-    done = total - waiting
-    return {"done": done, "total": total, "percent": round(100 * done / total) if total else 0}
 
 
 @dataclass(frozen=True)

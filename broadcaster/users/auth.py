@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -145,3 +146,12 @@ def deactivate(session: Session, user: User) -> None:
     """A deactivated user can neither log in nor use any of their tokens."""
     user.active = False
     session.flush()
+
+
+def names(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
+    """User names by id, for the ids given (None and unknown ids are left out)."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = session.execute(select(User.id, User.name).where(User.id.in_(wanted))).all()
+    return {int(user_id): str(name) for user_id, name in rows}

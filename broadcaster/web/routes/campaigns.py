@@ -19,10 +19,9 @@ from broadcaster.campaigns import actions, preview
 from broadcaster.campaigns import service as campaigns
 from broadcaster.db import utcnow
 from broadcaster.deliveries import service as deliveries
-from broadcaster.models import (
-    Campaign,
-)
+from broadcaster.models import Campaign
 from broadcaster.monitoring import stats
+from broadcaster.users import auth
 from broadcaster.web.common import ERRORS, MAX_ID, Id, phone_for
 from broadcaster.web.deps import Actor, Anyone, Db, Official, Operator, Rt
 
@@ -146,7 +145,7 @@ def campaign_outs(session: Session, rows: list[Campaign]) -> list[CampaignOut]:
             approved_by=summary.approved_by,
             error=c.error,
             counts=summary.counts,
-            progress=Progress(**stats.progress(summary.counts)),
+            progress=Progress(**deliveries.progress(summary.counts)),
         )
         for summary in campaigns.summaries(session, rows)
         for c in (summary.campaign,)
@@ -217,12 +216,11 @@ def approval(campaign_id: Id, caller: Anyone, session: Db, rt: Rt) -> ApprovalOu
     """Whether the two-person rule applies to this campaign, and who approved it."""
     campaign = actions.get_visible(session, caller, campaign_id)
     rule = campaigns.approval_rule(session, campaign, rt.settings.approval_threshold)
-    (summary,) = campaigns.summaries(session, [campaign])
     return ApprovalOut(
         needs_approval=bool(rule),
         rule=rule,
         recipients=campaigns.count_recipients(session, campaign),
-        approved_by=summary.approved_by,
+        approved_by=auth.names(session, [campaign.approved_by]).get(campaign.approved_by or 0),
     )
 
 
