@@ -15,11 +15,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from broadcaster.audit.service import Actor
-from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import fallback, scheduling
 from broadcaster.campaigns.fanout import Page, fan_out
 from broadcaster.contacts import privacy
 from broadcaster.db import on_commit, utcnow
-from broadcaster.deliveries import fallback
 from broadcaster.deliveries import service as deliveries
 from broadcaster.models import CampaignState, Delivery
 from workers.context import Context

@@ -23,12 +23,12 @@ from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, func, or_
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from broadcaster.campaigns import scheduling
+from broadcaster.campaigns import fallback, scheduling
 from broadcaster.campaigns import service as campaigns
 from broadcaster.campaigns.quiet import in_quiet_hours
 from broadcaster.contacts import service as contacts
 from broadcaster.db import on_commit, utcnow
-from broadcaster.deliveries import fallback, in_doubt
+from broadcaster.deliveries import in_doubt
 from broadcaster.deliveries import service as deliveries
 from broadcaster.deliveries.callbacks import status_callback_url
 from broadcaster.models import (

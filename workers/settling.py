@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
+from broadcaster.campaigns import fallback
 from broadcaster.db import utcnow
 from broadcaster.deliveries import in_doubt
 from broadcaster.models import DeliveryState
@@ -179,6 +180,7 @@ def _record_answer(
                 error_code=found.error_code,
                 now=now,
             )
+            fallback.after_provider_status(session, state, delivery_id=candidate.id, sid=found.sid)
             report.found += state is not None
             return None
         if not lookup.complete:

@@ -48,7 +48,7 @@ class Channel(enum.StrEnum):
     SMS = "sms"
     WHATSAPP = "whatsapp"
     # Each contact on their own channel (``contact.channel``). Every WhatsApp delivery that
-    # fails permanently falls back to one SMS (see :mod:`broadcaster.deliveries.fallback`).
+    # fails permanently falls back to one SMS (see :mod:`broadcaster.campaigns.fallback`).
     PREFERRED = "preferred"
 
 

@@ -9,7 +9,6 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcaster.db import utcnow
-from broadcaster.deliveries.models import Delivery
 from broadcaster.models.base import Base
 
 
@@ -58,9 +57,3 @@ class Membership(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_membership_community_contact", "community_id", "contact_id"),)
-
-
-# Erasure and retention find a person's deliveries by contact (and deleting a contact makes
-# the database look for them too, to set contact_id NULL): without this index, each erased
-# person would cost a scan of every delivery ever made.
-Index("ix_delivery_contact_id", Delivery.contact_id)

@@ -19,7 +19,6 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster.db import utcnow
-from broadcaster.deliveries import fallback
 from broadcaster.deliveries import service as deliveries
 from broadcaster.models import (
     Campaign,
@@ -163,8 +162,9 @@ def record_found(
     error_code: int | None,
     now: datetime,
 ) -> DeliveryState | None:
-    """The provider has it: record its SID and status exactly as a status callback would
-    (and fall back to SMS if it failed for good). Returns the delivery's state after."""
+    """The provider has it: record its SID and status exactly as a status callback would.
+    Returns the delivery's state after (the caller falls back to SMS, in the same
+    transaction, if it failed for good, as it does after a callback)."""
     session.execute(
         update(Delivery)
         .where(_same_claim(candidate))
@@ -175,11 +175,9 @@ def record_found(
         )
         .execution_options(synchronize_session=False)
     )
-    state = deliveries.apply_provider_status(
+    return deliveries.apply_provider_status(
         session, delivery_id=candidate.id, sid=sid, status=status, error_code=error_code
     )
-    fallback.after_provider_status(session, state, delivery_id=candidate.id, sid=sid)
-    return state
 
 
 def record_absent(session: Session, candidate: Candidate, now: datetime) -> DeliveryState | None:

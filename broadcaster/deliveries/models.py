@@ -134,6 +134,10 @@ class Delivery(Base):
         Index("ix_delivery_campaign_state", "campaign_id", "state"),
         Index("ix_delivery_state_next_attempt", "state", "next_attempt_at"),
         Index("ix_delivery_batch", "batch"),
+        # Erasure and retention find a person's deliveries by contact (and deleting a
+        # contact makes the database look for them too, to set contact_id NULL): without
+        # this index, each erased person would cost a scan of every delivery ever made.
+        Index("ix_delivery_contact_id", "contact_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -142,7 +146,7 @@ class Delivery(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"))
     message_id: Mapped[int] = mapped_column(ForeignKey("campaign_message.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(16), default="sms")
-    # Set on an SMS sent because this WhatsApp delivery failed for good (broadcaster.deliveries.fallback).
+    # Set on an SMS sent because this WhatsApp delivery failed for good (broadcaster.campaigns.fallback).
     fallback_of: Mapped[int | None] = mapped_column(
         ForeignKey("delivery.id", ondelete="SET NULL"), unique=True
     )

@@ -184,7 +184,7 @@ def _status_statement(target: DeliveryState, by_id: bool, has_sid: bool, has_err
 
 
 def has_fallback() -> ColumnElement[bool]:
-    """True for deliveries that an SMS fallback replaced (see :mod:`broadcaster.deliveries.fallback`)."""
+    """True for deliveries that an SMS fallback replaced (see :mod:`broadcaster.campaigns.fallback`)."""
     fallback = aliased(Delivery)
     return exists().where(fallback.fallback_of == Delivery.id)
 

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from broadcaster.deliveries import fallback
+from broadcaster.campaigns import fallback
 from broadcaster.deliveries import service as deliveries
 from broadcaster.inbound import service as inbound
 from broadcaster.runtime import Runtime
