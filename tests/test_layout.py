@@ -140,6 +140,32 @@ def test_a_command_loads_neither_the_web_stack_nor_celery_nor_the_benchmark(
     assert _heavy(_loaded_by(tmp_path, "-m", "workers.cli", *args)) == []
 
 
-def test_the_check_sees_the_web_stack_and_celery_where_they_are_loaded(tmp_path: Path) -> None:
-    loaded = _loaded_by(tmp_path, "-c", "import broadcaster.web.app, workers.app")
+SERVICE = {"sqlalchemy", "alembic"}
+
+
+def _service(loaded: set[str]) -> list[str]:
+    """The database libraries and the campaign services among ``loaded``."""
+    return sorted(
+        m
+        for m in loaded
+        if m.split(".")[0] in SERVICE
+        or m == "broadcaster.campaigns"
+        or m.startswith("broadcaster.campaigns.")
+    )
+
+
+@pytest.mark.parametrize(
+    "args", [("--help",), ("campaigns", "--help")], ids=["help", "campaigns-help"]
+)
+def test_help_loads_neither_the_database_nor_the_service_layer(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    assert _service(_loaded_by(tmp_path, "-m", "workers.cli", *args)) == []
+
+
+def test_the_checks_see_what_they_look_for_where_it_is_loaded(tmp_path: Path) -> None:
+    loaded = _loaded_by(
+        tmp_path, "-c", "import broadcaster.web.app, workers.app, broadcaster.schema"
+    )
     assert {"fastapi", "celery", "broadcaster.web.app"} <= set(_heavy(loaded))
+    assert {"sqlalchemy", "alembic", "broadcaster.campaigns.service"} <= set(_service(loaded))

@@ -7,20 +7,16 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from broadcaster.campaigns import actions
-from broadcaster.campaigns import service as campaigns
-from broadcaster.campaigns.preview import CampaignPreview, preview_campaign
 from broadcaster.cli.common import cli_actor, console, fail, friendly, unit_of_work
 from broadcaster.cli.templates import print_texts, print_warnings
-from broadcaster.db import utcnow
-from broadcaster.runtime import get_runtime
-from broadcaster.users import auth
+
+if TYPE_CHECKING:
+    from broadcaster.campaigns.preview import CampaignPreview
 
 app = typer.Typer(help="Campaigns: create, launch, follow.", no_args_is_help=True)
 
@@ -74,6 +70,9 @@ def campaigns_create(
     ] = True,
 ) -> None:
     """Create a draft campaign; prints its id as the last line."""
+    from broadcaster.campaigns import actions
+    from broadcaster.db import utcnow
+
     quiet = parse_quiet_hours(quiet_hours) if quiet_hours else None
     valid_until = utcnow() + timedelta(hours=valid_hours) if valid_hours else None
     with unit_of_work() as session:
@@ -102,6 +101,8 @@ def campaigns_create(
 @friendly
 def campaigns_launch(campaign_id: int) -> None:
     """Launch a draft campaign now (the scheduler picks it up within seconds)."""
+    from broadcaster.campaigns import actions
+
     with unit_of_work() as session:
         campaign = actions.schedule(session, cli_actor(), campaign_id)
         console.print(
@@ -112,6 +113,8 @@ def campaigns_launch(campaign_id: int) -> None:
 def _action(name: str) -> Callable[[int], None]:
     @friendly
     def command(campaign_id: int) -> None:
+        from broadcaster.campaigns import actions
+
         with unit_of_work() as session:
             campaign = actions.operate(session, cli_actor(), campaign_id, name)
             console.print(f"campaign {campaign_id} is {campaign.state}")
@@ -138,6 +141,8 @@ def campaigns_status(
     if watch:
         watch_status(campaign_id)
         return
+    from broadcaster.campaigns import service as campaigns
+
     with unit_of_work() as session:
         status = campaigns.status(session, campaign_id)
     if as_json:
@@ -158,6 +163,8 @@ def campaigns_status(
 @friendly
 def campaigns_list() -> None:
     """Recent campaigns."""
+    from broadcaster.campaigns import service as campaigns
+
     table = Table("id", "name", "state", "priority", "recipients")
     with unit_of_work() as session:
         for c in campaigns.list_campaigns(session):
@@ -169,6 +176,8 @@ def campaigns_list() -> None:
 @friendly
 def campaigns_retry_failed(campaign_id: int) -> None:
     """Queue again the failures a retry can fix (not permanent refusals such as 21211)."""
+    from broadcaster.campaigns import actions
+
     with unit_of_work() as session:
         count = actions.retry(session, cli_actor(), campaign_id)
     console.print(f"campaign {campaign_id}: {count} deliveries queued again")
@@ -261,6 +270,9 @@ def campaigns_preview(
 ) -> None:
     """What a campaign sends, per language: text, encoding, segments, recipients, who falls
     back to another language, and the estimated cost (RISKCAST_SEGMENT_PRICES)."""
+    from broadcaster.campaigns.preview import preview_campaign
+    from broadcaster.runtime import get_runtime
+
     prices = get_runtime().settings.segment_prices
     with unit_of_work() as session:
         preview = preview_campaign(session, campaign_id, prices=prices)
@@ -282,6 +294,9 @@ def campaigns_approve(
     by: Annotated[str, typer.Option("--by", help="The approving official or admin (a user name).")],
 ) -> None:
     """Approve a draft as the second person (two-person rule: urgent or large campaigns)."""
+    from broadcaster.campaigns import actions
+    from broadcaster.users import auth
+
     with unit_of_work() as session:
         approver = auth.get_user(session, by)
         actions.approve(session, cli_actor(), campaign_id, approver=approver)
@@ -293,6 +308,10 @@ def campaigns_approve(
 def watch_status(campaign_id: int, interval: float = 1.0) -> None:
     """Redraw a progress bar until the campaign is completed, cancelled or stopped; exit 1
     if it stopped on an error."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from broadcaster.campaigns import service as campaigns
+
     waiting = ("pending", "queued", "sending")
     with Progress(
         TextColumn("[bold]{task.description}"),

@@ -7,15 +7,10 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-import httpx
 import typer
 from rich.table import Table
 
-from broadcaster.cap import service as cap
 from broadcaster.cli.common import console, err_console, fail, friendly, log_action, unit_of_work
-from broadcaster.runtime import get_runtime
-from broadcaster.users import auth
-from messages.cap import MAX_BYTES, MEDIA_TYPE
 
 app = typer.Typer(
     help="CAP 1.2 alerts: import an official alert as a draft campaign, map CAP areas to "
@@ -27,6 +22,10 @@ FETCH_TIMEOUT = 15.0
 
 def fetch(url: str) -> bytes:
     """The document at an http(s) URL, at most MAX_BYTES; redirects are not followed."""
+    import httpx
+
+    from messages.cap import MAX_BYTES, MEDIA_TYPE
+
     try:
         with (
             httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False) as client,
@@ -50,6 +49,8 @@ def fetch(url: str) -> bytes:
 
 
 def read_source(source: str) -> bytes:
+    from messages.cap import MAX_BYTES
+
     if urlsplit(source).scheme in ("http", "https"):
         return fetch(source)
     if "://" in source:
@@ -73,6 +74,9 @@ def cap_import(
 ) -> None:
     """Import a CAP 1.2 alert: Alert and Update become a draft campaign, Cancel cancels the
     campaigns of the alerts it references. Nothing is sent. Prints the campaign id last."""
+    from broadcaster.cap import service as cap
+    from broadcaster.users import auth
+
     document = read_source(source)
     with unit_of_work() as session:
         user = auth.get_user(session, by) if by else None
@@ -119,6 +123,8 @@ def cap_map(
     ] = None,
 ) -> None:
     """Map a CAP area (by geocode or by name) to a community; an area may map to several."""
+    from broadcaster.cap import service as cap
+
     if (geocode is None) == (name is None):
         fail("give one of --geocode VALUE or --name VALUE")
     kind, value = ("geocode", geocode) if geocode is not None else ("name", name or "")
@@ -142,6 +148,8 @@ def cap_map(
 @friendly
 def cap_mappings() -> None:
     """The CAP area -> community mapping."""
+    from broadcaster.cap import service as cap
+
     with unit_of_work() as session:
         rows = cap.list_mappings(session)
         if not rows:
@@ -157,6 +165,9 @@ def cap_mappings() -> None:
 @friendly
 def cap_export(campaign_id: int) -> None:
     """Print a sent campaign as a CAP 1.2 alert (what /cap/ID.xml serves)."""
+    from broadcaster.cap import service as cap
+    from broadcaster.runtime import get_runtime
+
     public_url = get_runtime().settings.public_url
     with unit_of_work() as session:
         xml = cap.campaign_xml(session, campaign_id, public_url=public_url)

@@ -1,4 +1,7 @@
-"""What every CLI command shares: one unit of work, friendly errors, audit, output."""
+"""What every CLI command shares: one unit of work, friendly errors, audit, output.
+
+The service layer is imported inside the functions that use it, so building the command
+line and printing its help load none of it."""
 
 from __future__ import annotations
 
@@ -6,18 +9,17 @@ import getpass
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from sqlalchemy.orm import Session
 
-from broadcaster.audit.service import Actor
-from broadcaster.config import ConfigError
 from broadcaster.errors import RiskcastError
-from broadcaster.models import Role
-from broadcaster.runtime import get_runtime
-from messages import TemplateError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from broadcaster.audit.service import Actor
 
 console = Console()
 err_console = Console(stderr=True)
@@ -38,7 +40,14 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except (RiskcastError, ConfigError, TemplateError) as exc:
+        except Exception as exc:
+            # Imported only once something went wrong: configuration and templates are not
+            # loaded by every command.
+            from broadcaster.config import ConfigError
+            from messages import TemplateError
+
+            if not isinstance(exc, RiskcastError | ConfigError | TemplateError):
+                raise
             fail(str(exc))
             raise AssertionError("unreachable") from exc
 
@@ -48,6 +57,9 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
 def cli_actor() -> Actor:
     """The command line's actor: the account running it, with every role (it has the
     database's credentials)."""
+    from broadcaster.audit.service import Actor
+    from broadcaster.models import Role
+
     try:
         name = f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
@@ -57,6 +69,8 @@ def cli_actor() -> Actor:
 
 @contextmanager
 def unit_of_work() -> Iterator[Session]:
+    from broadcaster.runtime import get_runtime
+
     with get_runtime().session() as session:
         yield session
 

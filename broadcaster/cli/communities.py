@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 from rich.tree import Tree
 
 from broadcaster.cli.common import console, friendly, log_action, unit_of_work
-from broadcaster.communities import service as communities
+
+if TYPE_CHECKING:
+    from broadcaster.communities.service import CommunityNode
 
 app = typer.Typer(help="Communities (a hierarchy of places and groups).", no_args_is_help=True)
 
@@ -35,6 +37,8 @@ def communities_add(
     ] = "other",
 ) -> None:
     """Add a community."""
+    from broadcaster.communities import service as communities
+
     with unit_of_work() as session:
         community = communities.add_community(
             session,
@@ -52,7 +56,7 @@ def communities_add(
         )
 
 
-def _label(node: communities.CommunityNode) -> Text:
+def _label(node: CommunityNode) -> Text:
     c = node.community
     label = Text()
     label.append(c.slug, style="bold")
@@ -65,7 +69,7 @@ def _label(node: communities.CommunityNode) -> Text:
     return label
 
 
-def _grow(branch: Tree, node: communities.CommunityNode) -> None:
+def _grow(branch: Tree, node: CommunityNode) -> None:
     for child in node.children:
         _grow(branch.add(_label(child)), child)
 
@@ -74,6 +78,8 @@ def _grow(branch: Tree, node: communities.CommunityNode) -> None:
 @friendly
 def communities_list() -> None:
     """The communities as a tree, with how many contacts each holds."""
+    from broadcaster.communities import service as communities
+
     with unit_of_work() as session:
         roots = communities.tree(session)
         if not roots:

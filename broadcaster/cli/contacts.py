@@ -7,19 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from broadcaster.cli.common import console, err_console, fail, friendly, log_action, unit_of_work
-from broadcaster.contacts import importer, privacy
-from broadcaster.contacts import service as contacts
-from broadcaster.db import utcnow
-from broadcaster.models import ConsentSource, ContactStatus
-from broadcaster.phones import mask_phone
-from broadcaster.runtime import get_runtime
 
 app = typer.Typer(help="Contacts: the people riskcast reaches.", no_args_is_help=True)
-
-OFFICIAL = ConsentSource.OFFICIAL.value
 
 
 @app.command("add")
@@ -46,6 +37,10 @@ def contacts_add(
     ] = None,
 ) -> None:
     """Add a contact (or update the one with that number)."""
+    from broadcaster.contacts import service as contacts
+    from broadcaster.phones import mask_phone
+    from broadcaster.runtime import get_runtime
+
     region = get_runtime().settings.default_region
     with unit_of_work() as session:
         contact, created = contacts.add_contact(
@@ -85,6 +80,11 @@ def contacts_import(
     (only phone is required; communities separated by ';'; channel is sms or whatsapp). Exit code 0 when the file was read, even
     with rejected rows; 1 when it could not be read at all.
     """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from broadcaster.contacts import importer
+    from broadcaster.runtime import get_runtime
+
     settings = get_runtime().settings
     try:
         source = file.open("rb")
@@ -158,10 +158,15 @@ def contacts_import(
 @friendly
 def contacts_opt_out(phone: str) -> None:
     """Record that this person wants no more messages (source: official)."""
+    from broadcaster.contacts import service as contacts
+    from broadcaster.models import ConsentSource
+    from broadcaster.phones import mask_phone
+    from broadcaster.runtime import get_runtime
+
     region = get_runtime().settings.default_region
     with unit_of_work() as session:
         contact = contacts.find_by_phone(session, phone, region)
-        changed = contacts.opt_out(session, contact, source=OFFICIAL)
+        changed = contacts.opt_out(session, contact, source=ConsentSource.OFFICIAL.value)
         log_action(session, "contact.opt_out", "contact", contact.id, changed=changed)
         state = "opted out" if changed else f"already {contact.status.replace('_', ' ')}"
         console.print(f"contact {mask_phone(contact.phone)} {state}", highlight=False)
@@ -171,10 +176,15 @@ def contacts_opt_out(phone: str) -> None:
 @friendly
 def contacts_opt_in(phone: str) -> None:
     """Record that an opted-out person agreed to messages again (source: official)."""
+    from broadcaster.contacts import service as contacts
+    from broadcaster.models import ConsentSource, ContactStatus
+    from broadcaster.phones import mask_phone
+    from broadcaster.runtime import get_runtime
+
     region = get_runtime().settings.default_region
     with unit_of_work() as session:
         contact = contacts.find_by_phone(session, phone, region)
-        changed = contacts.opt_in(session, contact, source=OFFICIAL)
+        changed = contacts.opt_in(session, contact, source=ConsentSource.OFFICIAL.value)
         log_action(session, "contact.opt_in", "contact", contact.id, changed=changed)
         masked = mask_phone(contact.phone)
     if changed:
@@ -189,6 +199,10 @@ def contacts_opt_in(phone: str) -> None:
 @friendly
 def contacts_export(phone: str) -> None:
     """Print, as JSON, everything riskcast holds on this person (full number included)."""
+    from broadcaster.contacts import privacy
+    from broadcaster.contacts import service as contacts
+    from broadcaster.runtime import get_runtime
+
     region = get_runtime().settings.default_region
     with unit_of_work() as session:
         contact = contacts.find_by_phone(session, phone, region)
@@ -205,6 +219,11 @@ def contacts_erase(
 ) -> None:
     """Erase this person: contact, memberships, messages they sent. Deliveries are kept
     without the person, so campaign counts stay true."""
+    from broadcaster.contacts import privacy
+    from broadcaster.contacts import service as contacts
+    from broadcaster.phones import mask_phone
+    from broadcaster.runtime import get_runtime
+
     region = get_runtime().settings.default_region
     with unit_of_work() as session:
         contact = contacts.find_by_phone(session, phone, region)
@@ -235,6 +254,10 @@ def contacts_purge_inactive(
 ) -> None:
     """Erase contacts with no activity, delivery or message for N days (opted-out and
     blocked contacts are kept: their record stops a re-import)."""
+    from broadcaster.contacts import privacy
+    from broadcaster.db import utcnow
+    from broadcaster.runtime import get_runtime
+
     days = days or get_runtime().settings.retention_days
     if days is None:
         fail("no retention period: pass --days N or set RISKCAST_RETENTION_DAYS")

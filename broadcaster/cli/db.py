@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
 from broadcaster.cli.common import console, friendly
-from broadcaster.runtime import get_runtime
-from broadcaster.schema import upgrade
 
 app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
@@ -15,6 +15,12 @@ app = typer.Typer(help="The database schema.", no_args_is_help=True)
 @friendly
 def db_upgrade() -> None:
     """Create or migrate the database schema to the current version."""
+    # Alembic names each of its built-in plugins at INFO as it is first imported: noise
+    # for whoever upgrades the database.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from broadcaster.runtime import get_runtime
+    from broadcaster.schema import upgrade
+
     rt = get_runtime()
     upgrade(rt.engine)
     console.print(f"database is up to date: {rt.engine.url.render_as_string(hide_password=True)}")

@@ -10,16 +10,18 @@ from typing import Annotated, Any
 import typer
 
 from broadcaster.cli.common import console, fail
-from messages import gsm_lookalike, part_sizes, segments
-from messages.encoding import GSM_PART, GSM_SINGLE, UCS2_PART, UCS2_SINGLE
 
 
 def _limits(encoding: str) -> tuple[int, int] | None:
+    from messages.encoding import GSM_PART, GSM_SINGLE, UCS2_PART, UCS2_SINGLE
+
     return {"GSM-7": (GSM_SINGLE, GSM_PART), "UCS-2": (UCS2_SINGLE, UCS2_PART)}.get(encoding)
 
 
 def segments_report(text: str, channel: str = "sms") -> dict[str, Any]:
     """Everything ``riskcast segments`` prints, as plain data."""
+    from messages import gsm_lookalike, part_sizes, segments
+
     result = segments(text, channel)
     limits = _limits(result.encoding)
     return {

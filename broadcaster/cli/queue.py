@@ -10,18 +10,18 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Group
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from broadcaster.cli.common import console, friendly, unit_of_work
-from broadcaster.deliveries import in_doubt
-from broadcaster.monitoring import service as monitoring
-from broadcaster.monitoring import stats
-from broadcaster.runtime import get_runtime
 
 
 def snapshot() -> dict[str, Any]:
+    from broadcaster.deliveries import in_doubt
+    from broadcaster.monitoring import service as monitoring
+    from broadcaster.monitoring import stats
+    from broadcaster.runtime import get_runtime
+
     runtime = get_runtime()
     depths = stats.queue_depths(runtime.settings.effective_redis_url)
     seen = monitoring.workers_alive(runtime.settings.effective_redis_url)
@@ -100,6 +100,8 @@ def queue(
     if not watch:
         console.print(render(snapshot()))
         return
+    from rich.live import Live
+
     with Live(render(snapshot()), console=console, auto_refresh=False) as live:
         try:
             while True:

@@ -6,15 +6,16 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.table import Table
 
-from broadcaster.campaigns.preview import PreviewWarning, preview_template
 from broadcaster.cli.common import console, err_console, friendly, log_action, unit_of_work
-from broadcaster.templates import service as templates
-from messages import TemplateError, TemplateSpec, load_dir, load_template_file
+
+if TYPE_CHECKING:
+    from broadcaster.campaigns.preview import PreviewWarning
+    from messages import TemplateError, TemplateSpec
 
 app = typer.Typer(help="Message templates, one body per language.", no_args_is_help=True)
 
@@ -30,6 +31,8 @@ def _leaves(error: TemplateError) -> Iterator[TemplateError]:
 
 def _read(path: Path) -> list[TemplateSpec]:
     """Every template at ``path``; on any problem, print each one and exit 1."""
+    from messages import TemplateError, load_dir, load_template_file
+
     try:
         return load_dir(path) if path.is_dir() else [load_template_file(path)]
     except TemplateError as exc:
@@ -51,6 +54,8 @@ def templates_load(
     """Load templates from YAML (one template per file). A changed file becomes a new
     version; campaigns keep the version they were created from. All or nothing: one bad
     file and no template is loaded."""
+    from broadcaster.templates import service as templates
+
     specs = _read(path)
     lines = []
     with unit_of_work() as session:
@@ -73,6 +78,8 @@ def templates_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List templates with their languages."""
+    from broadcaster.templates import service as templates
+
     with unit_of_work() as session:
         rows = templates.list_templates(session)
     if as_json:
@@ -116,6 +123,8 @@ def templates_preview(
 ) -> None:
     """Every language of a template, rendered with its sample variables: encoding,
     characters, SMS segments, and warnings."""
+    from broadcaster.campaigns.preview import preview_template
+
     with unit_of_work() as session:
         preview = preview_template(
             session, key, version=version, channel="whatsapp" if whatsapp else "sms"

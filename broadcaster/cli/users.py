@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from broadcaster.cli.common import console, fail, friendly, log_action, unit_of_work
-from broadcaster.users import auth
 
 app = typer.Typer(help="Users (official, operator, admin) and API tokens.", no_args_is_help=True)
 
@@ -25,6 +24,8 @@ def users_create(
     ] = False,
 ) -> None:
     """Create a user and print their first API token (shown once) as the last line."""
+    from broadcaster.users import auth
+
     secret = None
     if password:
         secret = typer.prompt("password", hide_input=True, confirmation_prompt=True)
@@ -42,6 +43,8 @@ def users_create(
 @friendly
 def users_token(name: str) -> None:
     """A new API token for NAME, printed once as the last line."""
+    from broadcaster.users import auth
+
     with unit_of_work() as session:
         user = auth.get_user(session, name)
         row, token = auth.issue_token(session, user)
@@ -54,6 +57,8 @@ def users_token(name: str) -> None:
 @friendly
 def users_password(name: str) -> None:
     """Set NAME's dashboard password (typed twice)."""
+    from broadcaster.users import auth
+
     secret = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     with unit_of_work() as session:
         user = auth.get_user(session, name)
@@ -66,6 +71,8 @@ def users_password(name: str) -> None:
 @friendly
 def users_revoke(token_id: int) -> None:
     """Revoke an API token by its id (riskcast users list shows them)."""
+    from broadcaster.users import auth
+
     with unit_of_work() as session:
         row = auth.revoke_token(session, token_id)
         log_action(session, "token.revoke", "token", row.id)
@@ -76,6 +83,8 @@ def users_revoke(token_id: int) -> None:
 @friendly
 def users_list() -> None:
     """Users, their roles and their tokens."""
+    from broadcaster.users import auth
+
     table = Table("name", "role", "active", "password", "tokens (id: state)")
     with unit_of_work() as session:
         for user in auth.list_users(session):
