@@ -79,3 +79,6 @@ def configure_logging(level: str | int = "INFO") -> None:
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     if not any(isinstance(f, PhoneMaskingFilter) for f in handler.filters):
         handler.addFilter(PhoneMaskingFilter())
+    # Alembic names each of its built-in plugins at INFO as it is first imported (which the
+    # commands do lazily, after this): noise for whoever runs them.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

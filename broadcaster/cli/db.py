@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
 from broadcaster.cli.common import console, friendly
@@ -15,9 +13,6 @@ app = typer.Typer(help="The database schema.", no_args_is_help=True)
 @friendly
 def db_upgrade() -> None:
     """Create or migrate the database schema to the current version."""
-    # Alembic names each of its built-in plugins at INFO as it is first imported: noise
-    # for whoever upgrades the database.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     from broadcaster.runtime import get_runtime
     from broadcaster.schema import upgrade
 
