@@ -1,4 +1,6 @@
-"""All models, imported here so metadata and Alembic see every table."""
+"""The registry: every model, imported here so metadata and Alembic see every table and
+the rest of the service reads each table from one place. The domain model modules import
+only :mod:`broadcaster.orm` and each other, never this module."""
 
 import broadcaster.cap.models  # noqa: F401 - registers the CAP tables (import from there)
 from broadcaster.audit.models import AuditEvent
@@ -7,7 +9,7 @@ from broadcaster.communities.models import Community, CommunityKind
 from broadcaster.contacts.models import ConsentSource, Contact, ContactStatus, Membership
 from broadcaster.deliveries.models import Delivery, DeliveryState, SkipReason
 from broadcaster.inbound.models import InboundMessage
-from broadcaster.models.base import Base
+from broadcaster.orm import Base
 from broadcaster.templates.models import Template, TemplateVariant, TemplateVersion
 from broadcaster.users.models import ApiToken, Role, User
 

@@ -29,7 +29,7 @@ def _modules() -> dict[str, Path]:
 
 def _imports_at_load(path: Path, modules: dict[str, Path]) -> set[str]:
     """The project's modules ``path`` imports when it is loaded (not inside functions, not
-    for type checking only)."""
+    for type checking only), with the packages they belong to."""
 
     def owner(name: str) -> str | None:
         while name and name not in modules:
@@ -46,6 +46,17 @@ def _imports_at_load(path: Path, modules: dict[str, Path]) -> set[str]:
                     found.add(target)
         elif isinstance(node, ast.Import):
             found.update(t for a in node.names if (t := owner(a.name)))
+    # Importing a module runs its packages' __init__ first: they are imported too (but for
+    # the importer's own packages, which Python has started before the importer itself).
+    own = path.relative_to(ROOT).with_suffix("").parts
+    ancestors = {".".join(own[:i]) for i in range(1, len(own))}
+    for target in list(found):
+        parts = target.split(".")
+        found.update(
+            p
+            for i in range(1, len(parts))
+            if (p := ".".join(parts[:i])) in modules and p not in ancestors
+        )
     return found
 
 
@@ -85,9 +96,11 @@ def _heavy(loaded: set[str]) -> list[str]:
 
 def _domain(module: str) -> str:
     """The part of the project a module belongs to: a subpackage of ``broadcaster`` (its
-    domains, web, cli), or a top-level package."""
+    domains, web, cli), its table registry, or a top-level package (``broadcaster`` for
+    the service's core: config, db, orm, phones...)."""
     parts = module.split(".")
-    if parts[0] == "broadcaster" and len(parts) > 1 and (ROOT / "broadcaster" / parts[1]).is_dir():
+    domain = len(parts) > 1 and ((ROOT / "broadcaster" / parts[1]).is_dir() or parts[1] == "models")
+    if parts[0] == "broadcaster" and domain:
         return ".".join(parts[:2])
     return parts[0]
 

@@ -45,7 +45,7 @@ from broadcaster.models import (
     Priority,
     SkipReason,
 )
-from broadcaster.models.base import UTCDateTime
+from broadcaster.orm import UTCDateTime
 from broadcaster.phones import mask_phone
 from broadcaster.runtime import Sessions
 from workers.context import Context

@@ -37,7 +37,7 @@ from broadcaster.models import (
     DeliveryState,
     TemplateVersion,
 )
-from broadcaster.models.base import table_of
+from broadcaster.orm import table_of
 from messages import TemplateError, choose_language, render, segments, variables_used
 
 

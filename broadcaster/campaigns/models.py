@@ -24,7 +24,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broadcaster.db import utcnow
-from broadcaster.models.base import Base
+from broadcaster.orm import Base
 from broadcaster.templates.models import TemplateVersion
 
 

@@ -38,7 +38,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcaster.db import utcnow
-from broadcaster.models.base import Base
+from broadcaster.orm import Base
 
 
 class DeliveryState(enum.StrEnum):

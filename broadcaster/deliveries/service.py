@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, aliased
 from broadcaster.contacts.models import Contact
 from broadcaster.db import utcnow
 from broadcaster.deliveries.models import RANK, TRANSITIONS, Delivery, DeliveryState
-from broadcaster.models.base import UTCDateTime, table_of
+from broadcaster.orm import UTCDateTime, table_of
 
 # Twilio's message statuses -> ours. Anything the provider holds counts as sent.
 PROVIDER_STATUS: dict[str, DeliveryState] = {

@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcaster.db import utcnow
-from broadcaster.models.base import Base
+from broadcaster.orm import Base
 
 
 class InboundMessage(Base):

@@ -211,7 +211,7 @@ class minute_of(FunctionElement[str]):  # noqa: N801 - reads as the SQL function
 
 @compiles(minute_of, "sqlite")
 def _minute_of_sqlite(element: minute_of, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite keeps the UTC time as text without a zone (broadcaster.models.base).
+    # SQLite keeps the UTC time as text without a zone (broadcaster.orm).
     return f"strftime('%Y-%m-%d %H:%M', {compiler.process(element.clauses, **kw)})"
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broadcaster.db import utcnow
-from broadcaster.models.base import Base
+from broadcaster.orm import Base
 
 
 class Template(Base):

@@ -9,7 +9,7 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcaster.db import utcnow
-from broadcaster.models.base import Base
+from broadcaster.orm import Base
 
 
 class Role(enum.StrEnum):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.contacts.importer.checks import ImportSummary, Row
 from broadcaster.models import ConsentSource, ContactStatus
-from broadcaster.models.base import UTCDateTime
+from broadcaster.orm import UTCDateTime
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import broadcaster.models.base
+import broadcaster.orm
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_app_user")),
         sa.UniqueConstraint("name", name=op.f("uq_app_user_name")),
     )
@@ -42,7 +42,7 @@ def upgrade() -> None:
         sa.Column("country", sa.String(length=2), nullable=True),
         sa.Column("language", sa.String(length=16), nullable=False),
         sa.Column("timezone", sa.String(length=64), nullable=False),
-        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["parent_id"],
             ["community.id"],
@@ -67,16 +67,12 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("consent_source", sa.String(length=32), nullable=True),
-        sa.Column("consent_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column(
-            "opted_out_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("consent_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("opted_out_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=True),
         sa.Column("opted_out_source", sa.String(length=32), nullable=True),
-        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column(
-            "last_activity_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("created_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_activity_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contact")),
         sa.UniqueConstraint("phone", name=op.f("uq_contact_phone")),
     )
@@ -86,7 +82,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=100), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("current_version", sa.Integer(), nullable=False),
-        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_template")),
         sa.UniqueConstraint("key", name=op.f("uq_template_key")),
     )
@@ -95,11 +91,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column(
-            "last_used_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column("revoked_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["app_user.id"],
@@ -112,7 +106,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_event",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("actor", sa.String(length=100), nullable=False),
         sa.Column("action", sa.String(length=64), nullable=False),
@@ -141,9 +135,7 @@ def upgrade() -> None:
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("keyword", sa.String(length=16), nullable=True),
         sa.Column("tag", sa.String(length=16), nullable=True),
-        sa.Column(
-            "received_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("received_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["contact_id"],
             ["contact.id"],
@@ -162,7 +154,7 @@ def upgrade() -> None:
         "membership",
         sa.Column("contact_id", sa.Integer(), nullable=False),
         sa.Column("community_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["community_id"],
             ["community.id"],
@@ -191,7 +183,7 @@ def upgrade() -> None:
         sa.Column("variables", sa.JSON(), nullable=False),
         sa.Column("source", sa.String(length=200), nullable=True),
         sa.Column("review", sa.Boolean(), nullable=False),
-        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["template_id"],
             ["template.id"],
@@ -212,21 +204,19 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("variables", sa.JSON(), nullable=False),
         sa.Column("audience", sa.JSON(), nullable=False),
-        sa.Column("send_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("send_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=True),
         sa.Column("schedule_timezone", sa.String(length=64), nullable=True),
         sa.Column("quiet_start", sa.Integer(), nullable=True),
         sa.Column("quiet_end", sa.Integer(), nullable=True),
-        sa.Column("valid_until", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("valid_until", broadcaster.orm.UTCDateTime(timezone=True), nullable=True),
         sa.Column("fanout_cursor", sa.Integer(), nullable=False),
         sa.Column("recipients", sa.Integer(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_by", sa.Integer(), nullable=True),
         sa.Column("approved_by", sa.Integer(), nullable=True),
-        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("launched_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column(
-            "completed_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("created_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("launched_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("completed_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["approved_by"],
             ["app_user.id"],
@@ -296,15 +286,13 @@ def upgrade() -> None:
         sa.Column("error_code", sa.Integer(), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column(
-            "next_attempt_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("queued_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("sending_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("sent_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("next_attempt_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("queued_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sending_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["campaign_id"],
             ["campaign.id"],

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import broadcaster.models.base
+import broadcaster.orm
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("value", sa.String(length=255), nullable=False),
         sa.Column("community_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["community_id"],
             ["community.id"],
@@ -43,13 +43,13 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("identifier", sa.String(length=255), nullable=False),
         sa.Column("sender", sa.String(length=255), nullable=False),
-        sa.Column("sent", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
         sa.Column("msg_type", sa.String(length=16), nullable=False),
         sa.Column("references", sa.Text(), nullable=True),
         sa.Column("campaign_id", sa.Integer(), nullable=True),
         sa.Column("xml", sa.Text(), nullable=False),
         sa.Column("imported_by", sa.Integer(), nullable=True),
-        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", broadcaster.orm.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["campaign_id"],
             ["campaign.id"],

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from broadcaster.models.base import UTCDateTime
+from broadcaster.orm import UTCDateTime
 
 revision: str = "0006"
 down_revision: str | None = "0005"
