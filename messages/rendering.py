@@ -63,8 +63,21 @@ _ARITHMETIC: Final = (
     nodes.Pos,
 )
 
+
+def _printable(value: object) -> object:
+    """What ``{{ }}`` prints: a value, never the address of a method or function (an
+    undefined variable is left for Jinja to report)."""
+    if callable(value) and not isinstance(value, jinja2.Undefined):
+        raise TemplateError(
+            "a method is printed instead of its result: use a filter, "
+            "e.g. {{ name | upper }}, not {{ name.upper }}"
+        )
+    return value
+
+
 _env: Final = ImmutableSandboxedEnvironment(
     undefined=jinja2.StrictUndefined,
+    finalize=_printable,
     autoescape=False,
     trim_blocks=True,
     cache_size=0,  # compiled templates are cached by _compile below

@@ -367,6 +367,8 @@ def test_trailing_empty_fields_are_accepted(session: Session, places: None) -> N
         (b"phone,langauge\n", "unknown column 'langauge'"),
         (b"phone,Phone\n", "appears twice"),
         (b"ph\xf6ne\n", "not UTF-8"),
+        (b"phone,name\r020 5555 1234,Noy\r", "bare carriage return"),
+        (b'phone,"na\rme"\n020 5555 1234,Noy\n', "bare carriage return"),
     ],
 )
 def test_a_file_that_cannot_be_read_writes_nothing(

@@ -175,6 +175,15 @@ def test_a_validly_signed_status_callback_moves_the_delivery(kit: Kit) -> None:
         assert s.scalar(select(Delivery.state)) == "delivered"
 
 
+@pytest.mark.parametrize("d", ["99999999999999999999", "2147483648", "-1", "1e3"])
+def test_a_signed_callback_naming_no_possible_delivery_is_matched_by_sid(kit: Kit, d: str) -> None:
+    _, sid = sent_delivery(kit)
+    response = kit.post(f"{STATUS}?d={d}", {**status_params(sid), "ErrorCode": "9" * 30})
+    assert response.status_code == 204
+    with kit.runtime.session() as s:
+        assert s.execute(select(Delivery.state, Delivery.error_code)).one() == ("delivered", None)
+
+
 @pytest.mark.parametrize("attack", ["body", "url", "query", "missing"])
 def test_a_bad_status_callback_signature_changes_nothing(kit: Kit, attack: str) -> None:
     delivery_id, sid = sent_delivery(kit)

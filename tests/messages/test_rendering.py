@@ -218,3 +218,10 @@ def test_template_error_is_a_value_error_with_attributes() -> None:
     assert str(TemplateError("bad")) == "bad"
     located = err.located(origin="x.yaml", field="variants.th")
     assert str(located) == "x.yaml: variants.th: line 4: bad"
+
+
+@pytest.mark.parametrize("body", ["Hi {{ name.upper }}", "{{ hotline.strip }} now"])
+def test_a_method_printed_instead_of_called_is_refused_not_sent_as_an_address(body: str) -> None:
+    with pytest.raises(TemplateError, match=r"name \| upper"):
+        render(body, {"name": "Noy", "hotline": "1166"})
+    assert render("Hi {{ name | upper }}", {"name": "Noy"}) == "Hi NOY"

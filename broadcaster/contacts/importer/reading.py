@@ -107,5 +107,13 @@ def open_csv(stream: IO[bytes] | IO[str]) -> tuple[Iterator[bytes], list[str], s
     if not header_text.strip():
         raise ImportFileError("the file is empty (no header line)")
     delimiter = _sniff(header_text)
-    header = next(csv.reader([header_text], delimiter=delimiter))
+    if "\r" in header_text.rstrip("\r\n"):
+        # Lines ended by a bare CR (the old Mac format): the whole file reads as one line.
+        raise ImportFileError(
+            "lines end with a bare carriage return (CR); save the file as CSV UTF-8"
+        )
+    try:
+        header = next(csv.reader([header_text], delimiter=delimiter))
+    except csv.Error as exc:
+        raise ImportFileError(f"header (line 1) is not valid CSV: {exc}") from None
     return raw_lines, header, delimiter, size

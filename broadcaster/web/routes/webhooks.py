@@ -26,6 +26,7 @@ from broadcaster.campaigns import fallback
 from broadcaster.deliveries import service as deliveries
 from broadcaster.inbound import service as inbound
 from broadcaster.runtime import Runtime
+from broadcaster.web.common import MAX_ID
 from broadcaster.web.deps import db_session, get_rt
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,15 @@ async def verified_form(request: Request, rt: Runtime) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+def _int_field(text: str | None) -> int | None:
+    """A non-negative integer the database can hold (ids and error codes are 32-bit), or
+    None: a value out of range names no delivery and no error we know."""
+    if not text or not text.isascii() or not text.isdigit() or len(text) > 10:
+        return None
+    value = int(text)
+    return value if value <= MAX_ID else None
+
+
 @router.post("/status", status_code=204, response_class=Response)
 async def status(request: Request) -> Response:
     """A delivery's status from the provider. Two arrive per message (sent, delivered), so
@@ -84,16 +94,14 @@ async def status(request: Request) -> Response:
     worker thread, for one short transaction."""
     rt = get_rt(request)
     form = await verified_form(request, rt)
-    raw_id = request.query_params.get("d")
-    delivery_id = int(raw_id) if raw_id and raw_id.isascii() and raw_id.isdigit() else None
-    code = form.get("ErrorCode")
+    delivery_id = _int_field(request.query_params.get("d"))
     await run_in_threadpool(
         record_status,
         rt,
         delivery_id=delivery_id,
         sid=form.get("MessageSid") or form.get("SmsSid"),
         status=form.get("MessageStatus") or form.get("SmsStatus") or "",
-        error_code=int(code) if code and code.isascii() and code.isdigit() else None,
+        error_code=_int_field(form.get("ErrorCode")),
     )
     return Response(status_code=204)
 
