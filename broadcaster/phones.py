@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import unquote
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberType, ValidationResult
@@ -280,7 +281,7 @@ PHONE_PATTERN = re.compile(
     (?P<intl>(?:whatsapp:[ ]?)?\+\d(?:{_SEP}\d){{6,}})
     | (?<![\w.\-+])
       (?:
-          (?P<local>0\d(?:{_SEP}\d){{7,}})
+          (?P<local>0(?:{_SEP}\d){{8,}})
         | (?P<bare>\d{{9,}})
       )
       (?![\w:]|[.,]\d)
@@ -370,8 +371,14 @@ def mask_phones_in_text(text: str) -> str:
     """Replace every phone-number-like part of ``text`` with its mask (see PHONE_PATTERN).
 
     International numbers become ``+856 20 ••• ••34``; local and bare digit runs keep only
-    their last two digits (``••• •••• ••34``). Masking masked text changes nothing.
+    their last two digits (``••• •••• ••34``), also when typed digit by digit. Text with a
+    percent-encoded number (a URL) is decoded first. Masking masked text changes nothing.
     """
+    if "%" in text:
+        # A number in a URL is percent-encoded (``q=%2B8562055551234``): read it decoded.
+        decoded = unquote(text)
+        if decoded != text and PHONE_PATTERN.search(decoded):
+            text = decoded
     return PHONE_PATTERN.sub(_mask_match, text)
 
 

@@ -311,3 +311,23 @@ def test_mask_functions_never_raise_and_are_idempotent(text: str) -> None:
     assert mask_phones_in_text(once) == once
     mask_phone(text)
     assert mask_raw(mask_raw(text)) == mask_raw(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call 0 2 0 5 5 5 5 1 2 3 4 now",
+        'GET /api/v1/contacts?q=%2B8562055551234 HTTP/1.1" 200',
+        "GET /api/v1/contacts?q=%2B856%2020%205555%201234",
+        "q=020%205555%201234",
+    ],
+)
+def test_numbers_typed_digit_by_digit_or_percent_encoded_are_masked(text: str) -> None:
+    digits = re.sub(r"\D", "", mask_phones_in_text(text).replace("%20", " "))
+    assert "5555" not in digits
+    assert "34" in digits  # the last two digits stay, as in every mask
+
+
+@pytest.mark.parametrize("text", ["50% off, 3 items", "version 0.12.3", "0 1 2 3", "100%"])
+def test_text_without_a_number_is_left_as_it_is(text: str) -> None:
+    assert mask_phones_in_text(text) == text
