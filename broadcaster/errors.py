@@ -28,3 +28,11 @@ class InvalidInput(RiskcastError):
 
 class IllegalState(RiskcastError):
     """A state move that the state machine does not allow (HTTP 409)."""
+
+
+class TooMany(RiskcastError):
+    """Too many requests of one kind from one person in a short time (HTTP 429)."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 import phonenumbers
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from broadcaster.audit.service import Actor
 from broadcaster.communities.service import get_by_slug
 from broadcaster.db import utcnow
-from broadcaster.errors import InvalidInput, NotFound
-from broadcaster.models import ConsentSource, Contact, ContactStatus, Membership
+from broadcaster.errors import InvalidInput, NotFound, TooMany
+from broadcaster.models import AuditEvent, ConsentSource, Contact, ContactStatus, Membership
 from broadcaster.phones import BULLET, PhoneError, country_of, normalize_phone
 from messages import LanguageError, normalize_language
 
@@ -129,34 +131,66 @@ def opt_in(session: Session, contact: Contact, *, source: str) -> bool:
     return True
 
 
-def _pattern(q: str, region: str) -> tuple[str, str] | None:
-    """("exact", e164) or ("like", pattern) for a search text; None if it names nothing."""
-    text = q.strip()
-    if BULLET in text:
-        head, _, _ = text.partition(BULLET)
-        tail = text.rsplit(BULLET, 1)[1]
-        prefix = re.sub(r"\D", "", head)
-        suffix = re.sub(r"\D", "", tail)
-        if not suffix:
-            return None
-        return "like", f"+{prefix}%{suffix}" if prefix else f"%{suffix}"
+# A search answers "is this person a contact?", never "which numbers start with 856 20 5":
+# it takes a whole number or a name, so it cannot reveal a number digit by digit. Each is
+# audited (without what was searched for) and a person makes at most this many a minute.
+SEARCHES_PER_MINUTE = 30
+MIN_NAME = 2
+MIN_WHOLE_DIGITS = 7
+
+
+def _whole_number(text: str, region: str) -> str | None:
+    """The E.164 number ``text`` is, or None if it holds no digit (a name); InvalidInput for
+    part of a number."""
     digits = re.sub(r"\D", "", text)
     if not digits:
         return None
-    if len(digits) <= 6 and not text.startswith("+"):
-        return "like", f"%{digits}"
+    if BULLET in text or len(digits) < MIN_WHOLE_DIGITS:
+        raise InvalidInput(
+            "search by a whole number (any format) or by name: part of a number is not searched",
+            field="q",
+        )
     try:
-        return "exact", normalize_phone(text, region, require_mobile=False)
+        return normalize_phone(text, region, require_mobile=False)
     except PhoneError as exc:
         raise InvalidInput(str(exc), field="q") from None
 
 
-def search(session: Session, text: str, region: str, *, limit: int) -> list[Contact]:
-    """Contacts whose number matches ``text``: a masked number as the service shows it
-    (``+856 20 ••• ••34``), its last digits, or a whole number; lowest ids first."""
-    found = _pattern(text, region)
-    if found is None:
-        return []
-    kind, value = found
-    where = Contact.phone == value if kind == "exact" else Contact.phone.like(value)
-    return list(session.scalars(select(Contact).where(where).order_by(Contact.id).limit(limit)))
+def search(
+    session: Session, actor: Actor, text: str, region: str, *, limit: int, now: datetime
+) -> list[Contact]:
+    """Contacts with this whole number (any format) or whose name holds ``text``; lowest
+    ids first. Audited without ``text``; TooMany past :data:`SEARCHES_PER_MINUTE`."""
+    text = text.strip()
+    if actor.user_id is not None:
+        recent = session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(
+                AuditEvent.user_id == actor.user_id,
+                AuditEvent.action == "contact.search",
+                AuditEvent.at > now - timedelta(minutes=1),
+            )
+        )
+        if (recent or 0) >= SEARCHES_PER_MINUTE:
+            raise TooMany(
+                f"at most {SEARCHES_PER_MINUTE} contact searches a minute; try again shortly",
+                retry_after=60,
+            )
+    number = _whole_number(text, region)
+    if number is not None:
+        where = Contact.phone == number
+    elif len(text) >= MIN_NAME:
+        where = func.lower(Contact.name).contains(text.lower(), autoescape=True)
+    else:
+        raise InvalidInput(f"give at least {MIN_NAME} letters of a name", field="q")
+    rows = list(session.scalars(select(Contact).where(where).order_by(Contact.id).limit(limit)))
+    actor.record(
+        session,
+        "contact.search",
+        "contact",
+        None,
+        by="number" if number is not None else "name",
+        found=len(rows),
+    )
+    return rows

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from broadcaster.errors import IllegalState, InvalidInput, NotFound
+from broadcaster.errors import IllegalState, InvalidInput, NotFound, TooMany
 from broadcaster.runtime import Runtime
 from broadcaster.web.common import MAX_ID
 from broadcaster.web.deps import Db
@@ -122,6 +122,14 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.exception_handler(IllegalState)
     async def _conflict(_request: Request, exc: IllegalState) -> JSONResponse:
         return JSONResponse(status_code=409, content={"error": str(exc)})
+
+    @app.exception_handler(TooMany)
+    async def _too_many(_request: Request, exc: TooMany) -> JSONResponse:
+        return JSONResponse(
+            status_code=429,
+            content={"error": str(exc)},
+            headers={"Retry-After": str(exc.retry_after)},
+        )
 
     @app.exception_handler(NotFound)
     async def _missing(_request: Request, exc: NotFound) -> JSONResponse:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -190,19 +191,57 @@ def test_deliveries_by_state_paged_and_masked(
     assert queue["depths"] == {"urgent": None, "bulk": None, "control": None} and queue["error"]
 
 
-def test_contacts_search_masked_unless_admin(
+def test_contacts_found_by_whole_number_or_name_masked_unless_admin(
     client: TestClient, session: Session, people: dict[str, Person]
 ) -> None:
     audience(session)
+    factories.contact(session, "020 5555 0777", community_slugs=("laos",), name="Noy Phommachanh")
+    session.commit()
     h = people["official"].headers
-    found = client.get("/api/v1/contacts", params={"q": "0901"}, headers=h).json()
+    number = factories.lao_number(901)  # +8562050000901, typed nationally below
+    found = client.get("/api/v1/contacts", params={"q": "020 5000 0901"}, headers=h).json()
     assert [c["phone"] for c in found] == ["+856 20 ••• ••01"]
-    by_mask = client.get("/api/v1/contacts", params={"q": "+856 20 ••• ••01"}, headers=h).json()
-    assert [c["id"] for c in by_mask] == [found[0]["id"]]
-    admin = client.get("/api/v1/contacts", params={"q": "01"}, headers=people["admin"].headers)
-    assert admin.json()[0]["phone"] == factories.lao_number(901)
+    by_e164 = client.get("/api/v1/contacts", params={"q": number}, headers=h).json()
+    assert [c["id"] for c in by_e164] == [found[0]["id"]]
+    by_name = client.get("/api/v1/contacts", params={"q": "phomma"}, headers=h).json()
+    assert [c["name"] for c in by_name] == ["Noy Phommachanh"]
+    assert by_name[0]["phone"] == "+856 20 ••• ••77"
+    admin = client.get("/api/v1/contacts", params={"q": number}, headers=people["admin"].headers)
+    assert admin.json()[0]["phone"] == number
     bad = client.get("/api/v1/contacts", params={"q": "+1 abc 1234567"}, headers=h)
     assert bad.status_code == 422 and bad.json()["field"] == "q"
+
+
+@pytest.mark.parametrize("q", ["0901", "+856 20 ••• ••01", "+856 20 5•", "+85620500", "9"])
+def test_part_of_a_number_finds_nothing_so_a_search_reveals_no_digit(
+    client: TestClient, session: Session, people: dict[str, Person], q: str
+) -> None:
+    audience(session)
+    answer = client.get("/api/v1/contacts", params={"q": q}, headers=people["official"].headers)
+    assert answer.status_code == 422, answer.text
+    assert set(answer.json()) == {"error", "field", "row"} and answer.json()["field"] == "q"
+
+
+def test_every_search_is_audited_without_what_was_searched_and_limited_per_person(
+    client: TestClient, session: Session, people: dict[str, Person]
+) -> None:
+    audience(session)
+    official, operator = people["official"].headers, people["operator"].headers
+    number = factories.lao_number(900)
+    for _ in range(30):
+        ok = client.get("/api/v1/contacts", params={"q": number}, headers=official)
+        assert ok.status_code == 200
+    refused = client.get("/api/v1/contacts", params={"q": number}, headers=official)
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "60"
+    # another person is not held back by the first one's searches
+    assert client.get("/api/v1/contacts", params={"q": number}, headers=operator).status_code == 200
+    searches = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "contact.search")
+    ).all()
+    assert len(searches) == 31
+    assert sorted(e.actor for e in searches) == ["olivia"] * 30 + ["otto"]
+    assert all(e.detail == {"by": "number", "found": 1} for e in searches)
+    assert all("5000" not in str(e.detail) and e.object_id is None for e in searches)
 
 
 def test_a_contact_prefers_a_channel(

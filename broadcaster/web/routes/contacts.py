@@ -1,7 +1,8 @@
-"""/api/v1/contacts: search by masked number or last digits, and add one contact.
+"""/api/v1/contacts: search by whole number or name, and add one contact.
 
-Numbers are shown masked to everyone but admins. A search takes what an official sees
-(``+856 20 ••• ••34``), the last digits (``34``, ``5534``) or a whole number.
+Numbers are shown masked to everyone but admins. A search takes a whole number in any
+format or part of a name, never part of a number: digit by digit, searches for parts would
+reveal a whole number (see :func:`broadcaster.contacts.service.search`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.background import BackgroundTask
 
 from broadcaster.contacts import importer
 from broadcaster.contacts import service as contacts
+from broadcaster.db import utcnow
 from broadcaster.errors import InvalidInput, NotFound
 from broadcaster.models import Contact
 from broadcaster.web.common import ERRORS, phone_for
@@ -61,11 +63,15 @@ def search_contacts(
     session: Db,
     rt: Rt,
     q: str = Query(
-        min_length=1, max_length=40, description="masked number, last digits or a number"
+        min_length=1, max_length=100, description="a whole number (any format) or a name"
     ),
     limit: int = Query(default=50, ge=1, le=200),
 ) -> list[ContactOut]:
-    rows = contacts.search(session, q, rt.settings.default_region, limit=limit)
+    """Contacts by whole number or by name (never by part of a number); each search is
+    audited, at most 30 a minute per person."""
+    rows = contacts.search(
+        session, caller, q, rt.settings.default_region, limit=limit, now=utcnow()
+    )
     return [_out(caller, c) for c in rows]
 
 
