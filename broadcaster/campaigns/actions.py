@@ -17,10 +17,13 @@ from broadcaster.models import Campaign, CampaignState, Role, User
 
 
 def visible(caller: Actor, campaign: Campaign) -> bool:
-    """Officials see their own campaigns and every draft; operators and admins see all."""
+    """Officials see the campaigns they created or approved and every draft; operators and
+    admins see all."""
     if caller.role != Role.OFFICIAL:
         return True
-    return campaign.created_by == caller.user_id or campaign.state == CampaignState.DRAFT
+    return (
+        caller.user_id is not None and caller.user_id in (campaign.created_by, campaign.approved_by)
+    ) or campaign.state == CampaignState.DRAFT
 
 
 def get_visible(session: Session, caller: Actor, campaign_id: int) -> Campaign:
@@ -34,7 +37,11 @@ def list_visible(session: Session, caller: Actor, limit: int = 100) -> list[Camp
     stmt = select(Campaign).order_by(Campaign.id.desc()).limit(limit)
     if caller.role == Role.OFFICIAL:
         stmt = stmt.where(
-            or_(Campaign.created_by == caller.user_id, Campaign.state == CampaignState.DRAFT.value)
+            or_(
+                Campaign.created_by == caller.user_id,
+                Campaign.approved_by == caller.user_id,
+                Campaign.state == CampaignState.DRAFT.value,
+            )
         )
     return list(session.scalars(stmt))
 

@@ -16,15 +16,16 @@ import hashlib
 import re
 import secrets
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from broadcaster.db import utcnow
 from broadcaster.errors import InvalidInput, NotFound
-from broadcaster.models import ApiToken, Role, User
+from broadcaster.models import ApiToken, AuditEvent, Role, User
 
 ROLES = tuple(r.value for r in Role)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
@@ -155,3 +156,23 @@ def names(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
         return {}
     rows = session.execute(select(User.id, User.name).where(User.id.in_(wanted))).all()
     return {int(user_id): str(name) for user_id, name in rows}
+
+
+# Sign-in attempts: after this many failures for one name or from one address within the
+# window, the password is not even checked until the window has passed.
+MAX_FAILED_LOGINS = 5
+FAILED_LOGIN_WINDOW = timedelta(minutes=15)
+
+
+def sign_in_blocked(session: Session, name: str, source: str | None, now: datetime) -> bool:
+    """Whether sign-ins for ``name`` or from ``source`` failed too often lately (counted
+    from the audit log, so it holds across API processes)."""
+    who = AuditEvent.actor == name[:100]
+    if source:
+        who = or_(who, AuditEvent.source == source)
+    failures = session.scalar(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.action == "login.failed", AuditEvent.at > now - FAILED_LOGIN_WINDOW, who)
+    )
+    return (failures or 0) >= MAX_FAILED_LOGINS

@@ -77,3 +77,8 @@ def test_approval_over_the_api(
     assert approved.status_code == 200 and approved.json()["approved_by"] == "omar"
     launched = client.post(f"/api/v1/campaigns/{cid}/launch", headers=first.headers)
     assert launched.status_code == 200 and launched.json()["state"] == "scheduled"
+    # The approver follows the campaign they let go, launched and no longer a draft.
+    seen = client.get(f"/api/v1/campaigns/{cid}", headers=second.headers)
+    assert seen.status_code == 200 and seen.json()["approved_by"] == "omar"
+    listed = client.get("/api/v1/campaigns", headers=second.headers).json()
+    assert cid in [c["id"] for c in listed]

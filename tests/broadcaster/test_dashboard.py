@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from broadcaster.models import AuditEvent
 from broadcaster.phones import mask_phone
 from tests import factories
-from tests.broadcaster.apiclient import PASSWORD, TestClient, app, person  # noqa: F401
+from tests.broadcaster.apiclient import PASSWORD, TestClient, app, make_app, person  # noqa: F401
 
 
 def csrf(page: str) -> str:
@@ -184,3 +184,39 @@ def test_officials_see_which_templates_await_review(app: object, session: Sessio
         factories.template(session, {**factories.THREE_LANGUAGES, "review": False})
         signed_off = olivia.post("/dashboard/compose", data=form).text
         assert previewed in signed_off and awaiting not in signed_off
+
+
+def test_sign_in_stops_checking_passwords_after_five_failures(
+    app: object, session: Session
+) -> None:
+    person(session, "olivia", "official", password=PASSWORD)
+    session.commit()
+    with TestClient(app) as client:  # type: ignore[arg-type]
+        token = csrf(client.get("/login").text)
+        for _ in range(5):
+            client.post("/login", data={"name": "olivia", "password": "wrong", "csrf": token})
+        right = client.post(
+            "/login",
+            data={"name": "olivia", "password": PASSWORD, "csrf": token},
+            follow_redirects=True,
+        )
+        assert "too many failed sign-ins" in right.text
+        assert client.get("/dashboard", follow_redirects=False).headers["location"] == "/login"
+    failures = session.scalars(select(AuditEvent).where(AuditEvent.action == "login.failed"))
+    assert len(list(failures)) == 5
+
+
+def test_pages_are_never_framed_and_load_nothing_from_elsewhere(app: object) -> None:
+    with TestClient(app) as client:  # type: ignore[arg-type]
+        page = client.get("/login")
+        assert page.headers["x-frame-options"] == "DENY"
+        policy = page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
+        assert "secure" not in page.headers.get("set-cookie", "").lower()
+
+
+def test_the_session_cookie_is_https_only_when_the_service_is(session: Session) -> None:
+    app = make_app(session, public_url="https://riskcast.example.org")
+    with TestClient(app, base_url="https://testserver") as client:
+        page = client.get("/login")
+        assert "secure" in page.headers["set-cookie"].lower()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -166,8 +166,12 @@ def login(
     csrf: Annotated[str, Form()],
 ) -> Response:
     check_csrf(request, csrf)
-    user = auth.authenticate(session, name, password)
     source = client_ip(request)
+    if auth.sign_in_blocked(session, name, source, utcnow()):
+        minutes = int(auth.FAILED_LOGIN_WINDOW.total_seconds() // 60)
+        flash(request, f"too many failed sign-ins: try again in {minutes} minutes", "error")
+        return back("/login")
+    user = auth.authenticate(session, name, password)
     if user is None:
         Actor(user_id=None, name=name[:100], role="", source=source).record(session, "login.failed")
         flash(request, "wrong name or password", "error")
@@ -508,16 +512,42 @@ def audit_csv(request: Request, session: Db, caller: Viewer) -> Response:
     )
 
 
+# The pages load nothing from elsewhere and are never framed; inline styles and the one
+# confirm() handler are the pages' own.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'; "
+        "base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+PAGE_PATHS = ("/dashboard", "/login", "/logout")
+
+
 def install(app: FastAPI, runtime: Runtime) -> None:
     """Add the dashboard, its static files, login and session to ``app``."""
-    del runtime  # the pages reach it per request, as the API does
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret_key(),
         session_cookie="riskcast_session",
         max_age=SESSION_HOURS * 3600,
         same_site="strict",
+        # Sent over HTTPS only when the service is reached over HTTPS.
+        https_only=runtime.settings.public_url.startswith("https://"),
     )
+
+    @app.middleware("http")
+    async def _page_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if request.url.path.startswith(PAGE_PATHS):
+            response.headers.update(PAGE_HEADERS)
+        return response
+
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
     app.add_api_route("/login", login_page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/login", login, methods=["POST"], include_in_schema=False)
