@@ -9,9 +9,10 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from broadcaster import spreadsheet
@@ -54,6 +55,17 @@ class Actor:
         )
         session.add(event)
         return event
+
+
+def count_since(session: Session, action: str, since: datetime, *who: ColumnElement[bool]) -> int:
+    """How many ``action`` events the log holds since ``since``, of whoever ``who`` selects
+    (the log is shared by every process, so a limit counted here holds across them)."""
+    stmt = (
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.action == action, AuditEvent.at > since, *who)
+    )
+    return session.scalar(stmt) or 0
 
 
 def events(

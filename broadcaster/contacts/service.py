@@ -16,6 +16,7 @@ import phonenumbers
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from broadcaster.audit import service as audit
 from broadcaster.audit.service import Actor
 from broadcaster.communities.service import get_by_slug
 from broadcaster.db import utcnow
@@ -163,16 +164,13 @@ def search(
     ids first. Audited without ``text``; TooMany past :data:`SEARCHES_PER_MINUTE`."""
     text = text.strip()
     if actor.user_id is not None:
-        recent = session.scalar(
-            select(func.count())
-            .select_from(AuditEvent)
-            .where(
-                AuditEvent.user_id == actor.user_id,
-                AuditEvent.action == "contact.search",
-                AuditEvent.at > now - timedelta(minutes=1),
-            )
+        recent = audit.count_since(
+            session,
+            "contact.search",
+            now - timedelta(minutes=1),
+            AuditEvent.user_id == actor.user_id,
         )
-        if (recent or 0) >= SEARCHES_PER_MINUTE:
+        if recent >= SEARCHES_PER_MINUTE:
             raise TooMany(
                 f"at most {SEARCHES_PER_MINUTE} contact searches a minute; try again shortly",
                 retry_after=60,

@@ -20,9 +20,10 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from broadcaster.audit import service as audit
 from broadcaster.db import utcnow
 from broadcaster.errors import InvalidInput, NotFound
 from broadcaster.models import ApiToken, AuditEvent, Role, User
@@ -170,9 +171,5 @@ def sign_in_blocked(session: Session, name: str, source: str | None, now: dateti
     who = AuditEvent.actor == name[:100]
     if source:
         who = or_(who, AuditEvent.source == source)
-    failures = session.scalar(
-        select(func.count())
-        .select_from(AuditEvent)
-        .where(AuditEvent.action == "login.failed", AuditEvent.at > now - FAILED_LOGIN_WINDOW, who)
-    )
-    return (failures or 0) >= MAX_FAILED_LOGINS
+    failures = audit.count_since(session, "login.failed", now - FAILED_LOGIN_WINDOW, who)
+    return failures >= MAX_FAILED_LOGINS
