@@ -24,6 +24,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from broadcaster.audit import service as audit
+from broadcaster.audit.service import Actor
 from broadcaster.db import utcnow
 from broadcaster.errors import InvalidInput, NotFound
 from broadcaster.models import ApiToken, AuditEvent, Role, User
@@ -126,6 +127,12 @@ def user_for_token(session: Session, token: str) -> User | None:
     api_token, user = row
     api_token.last_used_at = utcnow()
     return user
+
+
+def actor_for(session: Session, user: User, source: str | None) -> Actor:
+    """The actor ``user`` is when they act from ``source`` (an address, ``cli``): what every
+    door (API, dashboard, command line) checks and records."""
+    return Actor(user_id=user.id, name=user.name, role=user.role, source=source)
 
 
 def list_tokens(session: Session, user: User) -> list[ApiToken]:

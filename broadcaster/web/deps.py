@@ -51,7 +51,7 @@ def current_caller(
     user = auth.user_for_token(session, credentials.credentials)
     if user is None:
         raise HTTPException(401, "invalid or revoked token", headers=UNAUTHORIZED)
-    return Actor(user_id=user.id, name=user.name, role=user.role, source=client_ip(request))
+    return auth.actor_for(session, user, client_ip(request))
 
 
 def require(*roles: Role) -> Callable[..., Actor]:

@@ -105,7 +105,7 @@ def signed_in(request: Request, session: Db) -> Actor:
     if user is None or not user.active:
         request.session.pop("uid", None)
         raise LoginRequired
-    return Actor(user_id=user.id, name=user.name, role=user.role, source=client_ip(request))
+    return auth.actor_for(session, user, client_ip(request))
 
 
 Viewer = Annotated[Actor, Depends(signed_in)]
