@@ -26,6 +26,10 @@ class InvalidInput(RiskcastError):
         self.reason = message
 
 
+class Forbidden(RiskcastError):
+    """Something the person may not do or reach: another area, another's campaign (403)."""
+
+
 class IllegalState(RiskcastError):
     """A state move that the state machine does not allow (HTTP 409)."""
 

@@ -3,6 +3,7 @@ the rest of the service reads each table from one place. The domain model module
 only :mod:`broadcaster.orm` and each other, never this module."""
 
 import broadcaster.cap.models  # noqa: F401 - registers the CAP tables (import from there)
+from broadcaster.areas.models import Organisation, UserArea
 from broadcaster.audit.models import AuditEvent
 from broadcaster.campaigns.models import Campaign, CampaignMessage, CampaignState, Channel, Priority
 from broadcaster.communities.models import Community, CommunityKind
@@ -30,6 +31,7 @@ __all__ = [
     "DeliveryState",
     "InboundMessage",
     "Membership",
+    "Organisation",
     "Priority",
     "Role",
     "SkipReason",
@@ -37,4 +39,5 @@ __all__ = [
     "TemplateVariant",
     "TemplateVersion",
     "User",
+    "UserArea",
 ]

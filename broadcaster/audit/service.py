@@ -30,10 +30,18 @@ class Actor:
     name: str
     role: str
     source: str | None
+    # Whom they work for, and the community paths ("/1/4/") of their areas; None is
+    # national: every community (see broadcaster.areas).
+    organisation_id: int | None = None
+    areas: tuple[str, ...] | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
+
+    @property
+    def national(self) -> bool:
+        return self.areas is None
 
     def record(
         self,

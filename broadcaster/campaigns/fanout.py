@@ -383,6 +383,14 @@ def write_page(session: Session, campaign: Campaign, prepared: Prepared, batch_s
         page.done = True
         return page
 
+    unapproved = campaigns.check_fanout(session, campaign, len(prepared.contacts))
+    if unapproved:
+        # The two-person rule, checked again where the messages are made: an audience that
+        # grew after its approval (or past the threshold) is not sent without a new one.
+        campaigns.stop(session, campaign.id, error=f"{campaigns.AWAITING_APPROVAL}: {unapproved}")
+        page.done = True
+        return page
+
     message_ids = _message_ids(session, campaign.id, prepared.rendered)
     deliveries = _Deliveries()
     token = new_batch_token()

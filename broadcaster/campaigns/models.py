@@ -81,6 +81,15 @@ class Campaign(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
     approved_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    # The two-person rule binds to the audience: the most recipients the approval covers
+    # (counted when it was given); fan-out stops past it until someone approves again.
+    approved_recipients: Mapped[int | None]
+    # Whose campaign it is and where: the organisation of its creator, and the deepest
+    # community path holding its whole audience ("/" when it spans countries).
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="RESTRICT"), index=True
+    )
+    area_path: Mapped[str] = mapped_column(String(512), default="/")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     launched_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, CursorResult, and_, exists, func, select, text, update
 from sqlalchemy.orm import Session
 
+from broadcaster.areas import scope
 from broadcaster.campaigns.audience import eligible_contacts
 from broadcaster.communities import service as communities
 from broadcaster.config import get_settings
@@ -97,8 +98,10 @@ def create_campaign(
     valid_until: datetime | None = None,
     send_rate: float | None = None,
     created_by: int | None = None,
+    organisation_id: int | None = None,
 ) -> Campaign:
-    """A draft campaign frozen to the template's current version."""
+    """A draft campaign frozen to the template's current version, of ``organisation_id``,
+    its area the deepest community holding its whole audience."""
     if not name.strip():
         raise InvalidInput("must not be empty", field="name")
     if priority not in {p.value for p in Priority}:
@@ -146,6 +149,8 @@ def create_campaign(
         valid_until=valid_until,
         send_rate=send_rate,
         created_by=created_by,
+        organisation_id=organisation_id,
+        area_path=scope.area_path(session, community_ids),
     )
     session.add(campaign)
     session.flush()
@@ -165,15 +170,12 @@ def schedule(
     not been given; ``approval_threshold`` defaults to ``RISKCAST_APPROVAL_THRESHOLD``.
     """
     campaign = get(session, campaign_id)
-    if (
-        campaign.state == S.DRAFT
-        and campaign.approved_by is None
-        and needs_approval(session, campaign, threshold=approval_threshold)
-    ):
+    rule = approval_rule(session, campaign, approval_threshold) if campaign.state == S.DRAFT else ""
+    if rule:
         raise IllegalState(
             f"campaign {campaign_id} needs approval by a second official or admin before it "
-            f"is launched (two-person rule: {approval_rule(session, campaign, approval_threshold)}); "
-            f"approve it with: riskcast campaigns approve {campaign_id} --by NAME"
+            f"is launched (two-person rule: {rule}); another official approves it with: "
+            f"riskcast campaigns approve {campaign_id}"
         )
     now = utcnow()
     when = send_at or now
@@ -219,25 +221,56 @@ def _threshold(threshold: int | None) -> int:
     return get_settings().approval_threshold if threshold is None else threshold
 
 
-def approval_rule(session: Session, campaign: Campaign, threshold: int | None = None) -> str:
-    """Why ``campaign`` needs a second person ("" when it does not)."""
+def breach(campaign: Campaign, count: int, threshold: int | None = None) -> str:
+    """Why ``count`` recipients need a (new) second person for ``campaign`` ("" when they
+    do not). An approval covers at most the recipients counted when it was given."""
+    if campaign.approved_by is not None:
+        approved = campaign.approved_recipients
+        if approved is not None and count > approved:
+            return f"{count} recipients is more than the {approved} approved"
+        return ""
     if campaign.priority == Priority.URGENT:
         return "every urgent campaign"
     limit = _threshold(threshold)
-    count = count_recipients(session, campaign)
     if count > limit:
         return f"{count} recipients is more than {limit}"
     return ""
 
 
+def approval_rule(session: Session, campaign: Campaign, threshold: int | None = None) -> str:
+    """Why ``campaign`` needs a (new) second person now ("" when it does not)."""
+    if campaign.approved_by is None and campaign.priority == Priority.URGENT:
+        return "every urgent campaign"
+    return breach(campaign, count_recipients(session, campaign), threshold)
+
+
 def needs_approval(session: Session, campaign: Campaign, *, threshold: int | None = None) -> bool:
-    """True for an urgent campaign or one above the approval threshold of recipients."""
+    """True for an urgent campaign or one above the approval threshold of recipients (or,
+    once approved, above the recipients the approval covered)."""
     return bool(approval_rule(session, campaign, threshold))
+
+
+# What a campaign stopped at fan-out for want of an approval says (an approval, then a
+# resume, sends it on).
+AWAITING_APPROVAL = "waiting for a new approval"
+
+
+def check_fanout(session: Session, campaign: Campaign, upcoming: int) -> str:
+    """Fan-out's own check of the two-person rule, with the threshold of the process that
+    fans out (server settings, not the caller's), before ``upcoming`` more deliveries are
+    made: why it must stop ("" to go on)."""
+    if campaign.fanout_cursor == 0 and campaign.recipients == 0:
+        count = count_recipients(session, campaign)
+    else:
+        count = campaign.recipients + upcoming
+    return breach(campaign, count)
 
 
 def approve(session: Session, campaign_id: int, user_id: int) -> Campaign:
     """Record the second person's approval: an active official or admin who did not create
-    the campaign. Only a draft is approved (the launch that follows is the creator's)."""
+    the campaign, of a draft (the launch that follows is the creator's) or of a campaign
+    fan-out stopped because its audience grew past its approval. The approval covers the
+    recipients counted now, no more."""
     campaign = get(session, campaign_id)
     user = session.get(User, user_id)
     if user is None or not user.active:
@@ -248,11 +281,18 @@ def approve(session: Session, campaign_id: int, user_id: int) -> Campaign:
         raise IllegalState(
             f"campaign {campaign_id} was created by {user.name}; a second person must approve it"
         )
-    if campaign.state != S.DRAFT:
+    count = count_recipients(session, campaign)
+    stopped_for_approval = campaign.state == S.STOPPED and (campaign.error or "").startswith(
+        AWAITING_APPROVAL
+    )
+    if campaign.state != S.DRAFT and not stopped_for_approval:
         raise IllegalState(f"campaign {campaign_id} is {campaign.state}; only a draft is approved")
-    if campaign.approved_by is not None:
+    if campaign.approved_by is not None and not breach(campaign, count):
         raise IllegalState(f"campaign {campaign_id} is already approved")
     campaign.approved_by = user.id
+    campaign.approved_recipients = count
+    if stopped_for_approval:
+        campaign.error = None
     session.flush()
     return campaign
 

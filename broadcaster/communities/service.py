@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from broadcaster.errors import InvalidInput, NotFound
+from broadcaster.areas import scope
+from broadcaster.audit.service import Actor
+from broadcaster.errors import Forbidden, InvalidInput, NotFound
 from broadcaster.models import Community, CommunityKind, Membership
 from messages import LanguageError, normalize_language
 
@@ -153,6 +155,20 @@ def tree(session: Session) -> list[CommunityNode]:
     return roots
 
 
-def all_communities(session: Session) -> list[Community]:
-    """Every community, parents before their children (ordered by path)."""
-    return list(session.scalars(select(Community).order_by(Community.path)))
+def all_communities(session: Session, caller: Actor | None = None) -> list[Community]:
+    """Every community (in ``caller``'s areas, when given), parents before their children
+    (ordered by path)."""
+    stmt = select(Community).order_by(Community.path)
+    if caller is not None:
+        stmt = stmt.where(scope.community_clause(caller))
+    return list(session.scalars(stmt))
+
+
+def check_new(session: Session, caller: Actor, parent: str | None) -> None:
+    """Forbidden unless ``caller`` may add a community under ``parent`` (a new root: only a
+    national person)."""
+    if parent is None:
+        if not (caller.is_admin or caller.national):
+            raise Forbidden("a community outside every area is added by a national user")
+        return
+    scope.check_communities(session, caller, [get_by_slug(session, parent).id])

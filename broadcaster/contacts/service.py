@@ -16,6 +16,7 @@ import phonenumbers
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from broadcaster.areas import scope
 from broadcaster.audit import service as audit
 from broadcaster.audit.service import Actor
 from broadcaster.communities.service import get_by_slug
@@ -49,6 +50,16 @@ def find_by_phone(session: Session, phone: str, region: str) -> Contact:
 
 # The channels a person can prefer (used by campaigns on the ``preferred`` channel).
 CONTACT_CHANNELS = ("sms", "whatsapp")
+
+
+def check_target(session: Session, actor: Actor, communities: Iterable[str]) -> None:
+    """Forbidden unless ``actor`` may put a contact in these communities: all in their
+    areas, and at least one when they work over areas (a contact in no community would be
+    outside every area)."""
+    slugs = list(communities)
+    if not slugs and not (actor.is_admin or actor.national):
+        raise InvalidInput("name a community in your areas", field="communities")
+    scope.check_communities(session, actor, [get_by_slug(session, s).id for s in slugs])
 
 
 def add_contact(
@@ -182,7 +193,14 @@ def search(
         where = func.lower(Contact.name).contains(text.lower(), autoescape=True)
     else:
         raise InvalidInput(f"give at least {MIN_NAME} letters of a name", field="q")
-    rows = list(session.scalars(select(Contact).where(where).order_by(Contact.id).limit(limit)))
+    rows = list(
+        session.scalars(
+            select(Contact)
+            .where(where, scope.contact_clause(actor))
+            .order_by(Contact.id)
+            .limit(limit)
+        )
+    )
     actor.record(
         session,
         "contact.search",

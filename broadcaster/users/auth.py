@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -23,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from broadcaster.areas import scope
 from broadcaster.audit import service as audit
 from broadcaster.audit.service import Actor
 from broadcaster.db import utcnow
@@ -57,7 +58,17 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.name)))
 
 
-def create_user(session: Session, name: str, *, role: str, password: str | None = None) -> User:
+def create_user(
+    session: Session,
+    name: str,
+    *,
+    role: str,
+    password: str | None = None,
+    organisation: str | None = None,
+    areas: Sequence[str] | None = None,
+) -> User:
+    """A new active user of ``organisation`` (the default one when None), national when
+    ``areas`` is None, else working over those communities' subtrees."""
     if not NAME.fullmatch(name):
         raise InvalidInput(
             f"{name!r} is not a user name (letters, digits, . _ @ -, at most 100)", field="name"
@@ -65,11 +76,18 @@ def create_user(session: Session, name: str, *, role: str, password: str | None 
     check_role(role)
     if session.scalar(select(User.id).where(User.name == name)) is not None:
         raise InvalidInput(f"user {name!r} already exists", field="name")
-    user = User(name=name, role=role, active=True)
+    org = (
+        scope.get_organisation(session, organisation)
+        if organisation
+        else scope.default_organisation(session)
+    )
+    user = User(name=name, role=role, active=True, organisation_id=org.id, national=True)
     if password is not None:
         user.password_hash = hash_password(password)
     session.add(user)
     session.flush()
+    if areas is not None:
+        scope.set_areas(session, user, areas)
     return user
 
 
@@ -132,7 +150,14 @@ def user_for_token(session: Session, token: str) -> User | None:
 def actor_for(session: Session, user: User, source: str | None) -> Actor:
     """The actor ``user`` is when they act from ``source`` (an address, ``cli``): what every
     door (API, dashboard, command line) checks and records."""
-    return Actor(user_id=user.id, name=user.name, role=user.role, source=source)
+    return Actor(
+        user_id=user.id,
+        name=user.name,
+        role=user.role,
+        source=source,
+        organisation_id=user.organisation_id,
+        areas=None if user.role == Role.ADMIN else scope.areas_of(session, user),
+    )
 
 
 def list_tokens(session: Session, user: User) -> list[ApiToken]:

@@ -27,6 +27,12 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Whom they work for and where (broadcaster.areas): national users see every community,
+    # the others only their areas' subtrees.
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="RESTRICT"), index=True
+    )
+    national: Mapped[bool] = mapped_column(default=True)
 
 
 class ApiToken(Base):

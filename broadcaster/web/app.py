@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from broadcaster.errors import IllegalState, InvalidInput, NotFound, TooMany
+from broadcaster.errors import Forbidden, IllegalState, InvalidInput, NotFound, TooMany
 from broadcaster.runtime import Runtime
 from broadcaster.web.common import MAX_ID
 from broadcaster.web.deps import Db
@@ -130,6 +130,10 @@ def create_app(runtime: Runtime) -> FastAPI:
             content={"error": str(exc)},
             headers={"Retry-After": str(exc.retry_after)},
         )
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_request: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse(status_code=403, content={"error": str(exc)})
 
     @app.exception_handler(NotFound)
     async def _missing(_request: Request, exc: NotFound) -> JSONResponse:

@@ -192,6 +192,15 @@ def list_campaigns(
     return campaign_outs(session, actions.list_visible(session, caller, limit))
 
 
+@router.get("/awaiting-approval")
+def awaiting_approval(
+    caller: Official, session: Db, limit: int = Query(default=50, ge=1, le=200)
+) -> list[CampaignOut]:
+    """Campaigns the two-person rule holds back that you may approve: drafts (and campaigns
+    stopped because their audience grew) in your areas and organisation, not your own."""
+    return campaign_outs(session, actions.awaiting_my_approval(session, caller, limit))
+
+
 @router.post("", status_code=201)
 def create_campaign(body: CampaignIn, caller: Official, session: Db) -> CampaignOut:
     return campaign_out(session, actions.create(session, caller, **body.fields()))
@@ -248,17 +257,17 @@ def launch_campaign(campaign_id: Id, caller: Official, session: Db, rt: Rt) -> C
 
 
 @router.post("/{campaign_id}/pause")
-def pause_campaign(campaign_id: Id, caller: Operator, session: Db) -> CampaignOut:
+def pause_campaign(campaign_id: Id, caller: Anyone, session: Db) -> CampaignOut:
     return campaign_out(session, actions.operate(session, caller, campaign_id, "pause"))
 
 
 @router.post("/{campaign_id}/resume")
-def resume_campaign(campaign_id: Id, caller: Operator, session: Db) -> CampaignOut:
+def resume_campaign(campaign_id: Id, caller: Anyone, session: Db) -> CampaignOut:
     return campaign_out(session, actions.operate(session, caller, campaign_id, "resume"))
 
 
 @router.post("/{campaign_id}/cancel")
-def cancel_campaign(campaign_id: Id, caller: Operator, session: Db) -> CampaignOut:
+def cancel_campaign(campaign_id: Id, caller: Anyone, session: Db) -> CampaignOut:
     return campaign_out(session, actions.operate(session, caller, campaign_id, "cancel"))
 
 

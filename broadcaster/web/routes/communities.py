@@ -48,12 +48,14 @@ def _out(c: Community) -> CommunityOut:
 
 
 @router.get("")
-def list_communities(_caller: Anyone, session: Db) -> list[CommunityOut]:
-    return [_out(c) for c in communities.all_communities(session)]
+def list_communities(caller: Anyone, session: Db) -> list[CommunityOut]:
+    """The communities in your areas."""
+    return [_out(c) for c in communities.all_communities(session, caller)]
 
 
 @router.post("", status_code=201)
 def create_community(body: CommunityIn, caller: Official, session: Db) -> CommunityOut:
+    communities.check_new(session, caller, body.parent)
     community = communities.add_community(
         session,
         body.slug,

@@ -77,6 +77,9 @@ def search_contacts(
 
 @router.post("", status_code=201)
 def add_contact(body: ContactIn, caller: Official, session: Db, rt: Rt) -> ContactOut:
+    """Add a contact to communities in your areas (a person working over areas names at
+    least one), or update the one with that number."""
+    contacts.check_target(session, caller, body.communities)
     contact, created = contacts.add_contact(
         session,
         body.phone,

@@ -196,15 +196,20 @@ def logout(request: Request, session: Db, caller: Viewer, csrf: Annotated[str, F
 @router.get("")
 def home(request: Request, session: Db, caller: Viewer) -> HTMLResponse:
     rows = actions.list_visible(session, caller, 100)
+    waiting = actions.awaiting_my_approval(session, caller)
     return render(
-        request, "campaigns.html", caller, campaigns=campaigns_api.campaign_outs(session, rows)
+        request,
+        "campaigns.html",
+        caller,
+        campaigns=campaigns_api.campaign_outs(session, rows),
+        awaiting=campaigns_api.campaign_outs(session, waiting),
     )
 
 
-def _compose_defaults(session: Session) -> dict[str, Any]:
+def _compose_defaults(session: Session, caller: Actor) -> dict[str, Any]:
     return {
         "templates": templates.list_templates(session),
-        "communities": communities_service.all_communities(session),
+        "communities": communities_service.all_communities(session, caller),
     }
 
 
@@ -212,7 +217,7 @@ def _compose_defaults(session: Session) -> dict[str, Any]:
 def compose_page(request: Request, session: Db, caller: Viewer) -> HTMLResponse:
     allow(caller, OFFICIAL)
     return render(
-        request, "compose.html", caller, form={}, result=None, **_compose_defaults(session)
+        request, "compose.html", caller, form={}, result=None, **_compose_defaults(session, caller)
     )
 
 
@@ -293,7 +298,7 @@ def compose(
         form=form,
         result=result,
         error=error,
-        **_compose_defaults(session),
+        **_compose_defaults(session, caller),
     )
 
 
@@ -359,8 +364,8 @@ def campaign_action(
             else:
                 when = _local_time(send_at, timezone) if action == "schedule" else None
                 actions.schedule(session, caller, campaign_id, when, threshold)
-        elif action in {"pause", "resume", "cancel"}:
-            allow(caller, OPERATOR)
+        elif action in actions.OPERATIONS:
+            # Operators, and officials for their own campaigns (checked by the action).
             actions.operate(session, caller, campaign_id, action)
         elif action == "retry-failed":
             allow(caller, OPERATOR)
@@ -419,7 +424,7 @@ def inbox_page(
 ) -> HTMLResponse:
     allow(caller, OFFICIAL)
     tag = tag if tag in inbox.TAGS else None
-    rows = inbox.messages(session, tag=tag, limit=200)
+    rows = inbox.messages(session, caller, tag=tag, limit=200)
     return render(
         request,
         "inbox.html",

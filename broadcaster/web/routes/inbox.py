@@ -51,7 +51,7 @@ def list_inbox(
     before: int | None = Query(default=None, ge=1, le=MAX_ID),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> list[InboundOut]:
-    rows = inbox.messages(session, tag=tag, untagged=untagged, before=before, limit=limit)
+    rows = inbox.messages(session, caller, tag=tag, untagged=untagged, before=before, limit=limit)
     return [out(caller, m) for m in rows]
 
 
