@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import ColumnElement, exists, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from broadcaster.areas.models import DEFAULT_ORGANISATION
 from broadcaster.audit.service import Actor
@@ -59,7 +59,7 @@ def _sees_everything(actor: Actor) -> bool:
     return actor.is_admin or actor.areas is None
 
 
-def _path_in_areas(column: ColumnElement[str], areas: Sequence[str]) -> ColumnElement[bool]:
+def _path_in_areas(column: QueryableAttribute[str], areas: Sequence[str]) -> ColumnElement[bool]:
     if not areas:
         return ~true()
     return or_(*(column.startswith(a, autoescape=True) for a in areas))
@@ -89,7 +89,7 @@ def campaign_clause(actor: Actor) -> ColumnElement[bool]:
     officials those of their organisation there too, admins all."""
     if actor.is_admin:
         return true()
-    clause = true()
+    clause: ColumnElement[bool] = true()
     if actor.areas is not None:
         clause = _path_in_areas(Campaign.area_path, actor.areas)
     if actor.role == Role.OFFICIAL:
