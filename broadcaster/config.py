@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # process, which the others could not see. Unused with RISKCAST_PROVIDER=twilio.
     simulator_url: str | None = None
     public_url: str = "http://127.0.0.1:8000"
+    # The dashboard cookie's Secure flag: unset, it follows public_url (on when https).
+    cookie_secure: bool | None = None
+    # Officials and admins must sign in with a two-factor code (broadcaster.users.totp).
+    require_totp: bool = False
     # The hotline people are told to call in keyword replies (HELP, JOIN...).
     hotline: str = Field(default="1166", min_length=1)
     # An operator's JSON or YAML file of extra provider error codes (workers.providers.errors).
@@ -157,6 +161,11 @@ class Settings(BaseSettings):
             prices[key] = float(price)
         return prices
 
+    @field_validator("cookie_secure", mode="before")
+    @classmethod
+    def _unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("public_url", "twilio_base_url", "simulator_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -234,6 +243,14 @@ class Settings(BaseSettings):
         worker goes from its claim to its request without re-confirming the claim
         (``workers.sending.FENCE_AFTER``) and a margin."""
         return max(self.sending_timeout, 2 * self.twilio_timeout + 3.0)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether the dashboard's cookie is sent over HTTPS only: as RISKCAST_COOKIE_SECURE
+        says, else when the service is reached over HTTPS."""
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.public_url.startswith("https://")
 
     @property
     def is_sqlite(self) -> bool:

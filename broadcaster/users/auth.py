@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster.areas import scope
@@ -98,8 +98,19 @@ def hash_password(password: str) -> str:
 
 
 def set_password(session: Session, user: User, password: str) -> None:
+    """A new password; every dashboard session signed in with the old one ends."""
     user.password_hash = hash_password(password)
+    end_sessions(session, user)
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """End every dashboard session of ``user``, on every device: a session's cookie names
+    the epoch it was issued in, and only the user's current epoch is honoured."""
+    session.execute(
+        update(User).where(User.id == user.id).values(session_epoch=User.session_epoch + 1)
+    )
     session.flush()
+    session.refresh(user, ["session_epoch"])
 
 
 def authenticate(session: Session, name: str, password: str) -> User | None:
@@ -177,9 +188,10 @@ def revoke_token(session: Session, token_id: int) -> ApiToken:
 
 
 def deactivate(session: Session, user: User) -> None:
-    """A deactivated user can neither log in nor use any of their tokens."""
+    """A deactivated user can neither log in nor use any of their tokens, and their
+    dashboard sessions end."""
     user.active = False
-    session.flush()
+    end_sessions(session, user)
 
 
 def names(session: Session, ids: Iterable[int | None]) -> dict[int, str]:

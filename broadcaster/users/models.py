@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcaster.db import utcnow
@@ -33,6 +33,16 @@ class User(Base):
         ForeignKey("organisation.id", ondelete="RESTRICT"), index=True
     )
     national: Mapped[bool] = mapped_column(default=True)
+    # Signing in (broadcaster.users.auth, broadcaster.users.totp). A dashboard cookie
+    # carries the epoch it was issued in; raising it (auth.end_sessions) ends them all.
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    # Two-factor codes: the base32 secret (pending until the first code confirms it at
+    # `totp_enabled_at`), the last time step a code was accepted for (no code works twice)
+    # and whether an admin requires it of this user.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None]
+    totp_required: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class ApiToken(Base):

@@ -3,7 +3,7 @@ Twilio webhooks and /healthz.
 
 Every error is JSON ``{"error": ..., "field": ...}``: 422 for bad input (naming the field),
 409 for a move the state machine refuses, 404, 401 and 403; a database that is down is a
-503 with ``Retry-After``.
+503 with ``Retry-After``. The dashboard's own 403 and 404 are pages with a way back.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -105,7 +105,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in dashboard.PAGE_ERRORS and dashboard.is_page(request):
+            return dashboard.error_page(request, exc.status_code, str(exc.detail))
         if exc.status_code == 400:
             # FastAPI's answer to a body it cannot decode (not UTF-8, say): bad input, so 422
             # like every other, naming the body.
@@ -136,7 +138,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         return JSONResponse(status_code=403, content={"error": str(exc)})
 
     @app.exception_handler(NotFound)
-    async def _missing(_request: Request, exc: NotFound) -> JSONResponse:
+    async def _missing(request: Request, exc: NotFound) -> Response:
+        if dashboard.is_page(request):
+            return dashboard.error_page(request, 404, str(exc))
         return JSONResponse(status_code=404, content={"error": str(exc)})
 
     @app.exception_handler(DataError)

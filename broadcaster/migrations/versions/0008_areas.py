@@ -5,7 +5,7 @@ as before); every existing campaign belongs to the default organisation, its are
 deepest community holding its whole audience.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01 13:00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from broadcaster.orm import UTCDateTime
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

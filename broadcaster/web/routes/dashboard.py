@@ -1,10 +1,14 @@
 """The dashboard: server-rendered pages (Jinja2, one small CSS file, no build step) for
 officials, operators and admins, readable on a phone.
 
-Login is a form with the same users as the API (Argon2 password hashes); the session is a
-signed cookie (starlette's SessionMiddleware, key ``RISKCAST_SECRET_KEY``), and every form
-carries a CSRF token kept in that session. Numbers are masked for all but admins. Every
-action goes through the same functions as the API, so it is audited the same way.
+Login is a form with the same users as the API (Argon2 password hashes), then a two-factor
+code for those enrolled (``broadcaster.users.totp``); the session is a signed cookie
+(starlette's SessionMiddleware, key ``RISKCAST_SECRET_KEY``) holding the user's session
+epoch, so logging out, a new password or deactivation ends it on the server too: a copy of
+the cookie replayed later is refused. Every form carries a CSRF token kept in that session.
+Numbers are masked for all but admins. Every action goes through the same functions as the
+API, so it is audited the same way. A page refused (403) or not found (404) is a page with a
+way back, not the API's JSON.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -40,9 +44,9 @@ from broadcaster.monitoring import stats
 from broadcaster.phones import mask_phone
 from broadcaster.runtime import Runtime
 from broadcaster.templates import service as templates
-from broadcaster.users import auth
+from broadcaster.users import auth, totp
 from broadcaster.web.common import MAX_ID, Id
-from broadcaster.web.deps import Actor, Db, Rt, client_ip
+from broadcaster.web.deps import Actor, Db, Rt, client_ip, get_rt
 from broadcaster.web.routes import campaigns as campaigns_api
 from broadcaster.web.routes import inbox as inbox_api
 from messages import TemplateError
@@ -54,6 +58,8 @@ pages = Jinja2Templates(directory=str(PACKAGE / "templates"))
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
 SESSION_HOURS = 8
+# How long the code may wait after the password was right.
+CODE_WAIT = timedelta(minutes=5)
 OFFICIAL = frozenset({Role.OFFICIAL.value, Role.ADMIN.value})
 OPERATOR = frozenset({Role.OPERATOR.value, Role.ADMIN.value})
 ADMIN = frozenset({Role.ADMIN.value})
@@ -72,6 +78,11 @@ STATE_HELP = {
 
 class LoginRequired(Exception):
     """Raised by :func:`signed_in` without a session; answered with a redirect to /login."""
+
+
+class EnrolRequired(Exception):
+    """Raised by :func:`signed_in` for a user who must sign in with a two-factor code and
+    has not enrolled yet; answered with a redirect to the enrolment page."""
 
 
 def secret_key() -> str:
@@ -99,16 +110,30 @@ def check_csrf(request: Request, token: str) -> None:
         raise HTTPException(403, "the form expired or did not come from this site; reload it")
 
 
-def signed_in(request: Request, session: Db) -> Actor:
+def session_user(request: Request, session: Db) -> User:
+    """The signed-in user: the cookie's user, still active, and the cookie issued in their
+    current session epoch (a cookie from before a logout is worth nothing)."""
     uid = request.session.get("uid")
     user = session.get(User, uid) if isinstance(uid, int) else None
-    if user is None or not user.active:
+    if user is None or not user.active or request.session.get("epoch") != user.session_epoch:
         request.session.pop("uid", None)
+        request.session.pop("epoch", None)
         raise LoginRequired
+    return user
+
+
+def signed_in(request: Request, session: Db) -> Actor:
+    user = session_user(request, session)
+    if not totp.enrolled(user) and totp.required(
+        user, require_totp=get_rt(request).settings.require_totp
+    ):
+        raise EnrolRequired
     return auth.actor_for(session, user, client_ip(request))
 
 
 Viewer = Annotated[Actor, Depends(signed_in)]
+# Signed in, even if not yet enrolled for the codes required of them: logout, enrolment.
+Enrolling = Annotated[User, Depends(session_user)]
 
 
 def allow(caller: Actor, roles: frozenset[str]) -> None:
@@ -177,17 +202,131 @@ def login(
         flash(request, "wrong name or password", "error")
         return back("/login")
     request.session.clear()
-    request.session["uid"] = user.id
-    csrf_token(request)
-    Actor(user.id, user.name, user.role, source).record(session, "login", "user", user.id)
+    if totp.enrolled(user):
+        # Half signed in: the code page knows who, nothing else does.
+        request.session["pending"] = [user.id, user.session_epoch, utcnow().timestamp()]
+        csrf_token(request)
+        return back("/login/code")
+    _start_session(request, session, user, source)
     return back("/dashboard")
 
 
-def logout(request: Request, session: Db, caller: Viewer, csrf: Annotated[str, Form()]) -> Response:
+def _start_session(request: Request, session: Session, user: User, source: str | None) -> None:
+    request.session.clear()
+    request.session["uid"] = user.id
+    request.session["epoch"] = user.session_epoch
+    csrf_token(request)
+    Actor(user.id, user.name, user.role, source).record(
+        session, "login", "user", user.id, two_factor=totp.enrolled(user)
+    )
+
+
+def _pending(request: Request, session: Session, now: datetime) -> User | None:
+    """The user whose password was right a moment ago and whose code is awaited."""
+    pending = request.session.get("pending")
+    user = None
+    if isinstance(pending, list) and len(pending) == 3:
+        uid, epoch, at = pending
+        fresh = (
+            isinstance(at, int | float) and 0 <= now.timestamp() - at <= CODE_WAIT.total_seconds()
+        )
+        user = session.get(User, uid) if fresh and isinstance(uid, int) else None
+        if user is not None and not (
+            user.active and user.session_epoch == epoch and totp.enrolled(user)
+        ):
+            user = None
+    if user is None:
+        request.session.pop("pending", None)
+    return user
+
+
+def code_page(request: Request, session: Db) -> Response:
+    if _pending(request, session, utcnow()) is None:
+        return back("/login")
+    return render(request, "login_code.html", None)
+
+
+def login_code(
+    request: Request,
+    session: Db,
+    code: Annotated[str, Form(max_length=20)],
+    csrf: Annotated[str, Form()],
+) -> Response:
+    """The second step: a fresh code from the user's authenticator app. A wrong or reused
+    code is a failed sign-in, counted by the same throttle as a wrong password."""
     check_csrf(request, csrf)
-    caller.record(session, "logout", "user", caller.user_id)
+    now = utcnow()
+    user = _pending(request, session, now)
+    if user is None:
+        flash(request, "sign in again", "error")
+        return back("/login")
+    source = client_ip(request)
+    if auth.sign_in_blocked(session, user.name, source, now):
+        request.session.pop("pending", None)
+        minutes = int(auth.FAILED_LOGIN_WINDOW.total_seconds() // 60)
+        flash(request, f"too many failed sign-ins: try again in {minutes} minutes", "error")
+        return back("/login")
+    if not totp.check(session, user, code, now):
+        Actor(user.id, user.name, user.role, source).record(
+            session, "login.failed", "user", user.id, step="code"
+        )
+        flash(request, "wrong code, or a code already used: wait for the next one", "error")
+        return back("/login/code")
+    _start_session(request, session, user, source)
+    return back("/dashboard")
+
+
+def logout(
+    request: Request, session: Db, user: Enrolling, csrf: Annotated[str, Form()]
+) -> Response:
+    """Ends the session here and on the server: every copy of the cookie, on any device."""
+    check_csrf(request, csrf)
+    auth.actor_for(session, user, client_ip(request)).record(session, "logout", "user", user.id)
+    auth.end_sessions(session, user)
     request.session.clear()
     return back("/login")
+
+
+@router.get("/two-factor")
+def two_factor_page(request: Request, session: Db, user: Enrolling) -> HTMLResponse:
+    """Enrolment: the secret, as text and as an ``otpauth://`` link, and a form for the
+    first code; once enrolled, only that it is on."""
+    caller = auth.actor_for(session, user, client_ip(request))
+    if totp.enrolled(user):
+        return render(request, "two_factor.html", caller, enrolled=user.totp_enabled_at)
+    secret = totp.begin(session, user)
+    return render(
+        request,
+        "two_factor.html",
+        caller,
+        enrolled=None,
+        required=totp.required(user, require_totp=get_rt(request).settings.require_totp),
+        secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        uri=totp.uri(user),
+    )
+
+
+@router.post("/two-factor")
+def two_factor_confirm(
+    request: Request,
+    session: Db,
+    user: Enrolling,
+    code: Annotated[str, Form(max_length=20)],
+    csrf: Annotated[str, Form()],
+) -> Response:
+    check_csrf(request, csrf)
+    if not totp.confirm(session, user, code, utcnow()):
+        flash(
+            request, "that code does not match: check the app's clock and try the next one", "error"
+        )
+        return back("/dashboard/two-factor")
+    caller = auth.actor_for(session, user, client_ip(request))
+    caller.record(session, "user.two_factor.enrol", "user", user.id)
+    # Sessions signed in without a code end; this one goes on in the new epoch.
+    auth.end_sessions(session, user)
+    request.session["epoch"] = user.session_epoch
+    flash(request, "two-factor sign-in is on: you will be asked for a code after your password")
+    return back("/dashboard")
 
 
 # -- officials ------------------------------------------------------------------------
@@ -530,6 +669,25 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 PAGE_PATHS = ("/dashboard", "/login", "/logout")
+PAGE_ERRORS = {403: "Not allowed", 404: "Not found"}
+
+
+def is_page(request: Request) -> bool:
+    return request.url.path.startswith(PAGE_PATHS)
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    """A refused or missing dashboard page, as a page with a way back (the API answers
+    JSON). Given no signed-in user: the error may be that there is none."""
+    response = render(
+        request,
+        "error.html",
+        None,
+        title=PAGE_ERRORS.get(status, "Something went wrong"),
+        message=message,
+    )
+    response.status_code = status
+    return response
 
 
 def install(app: FastAPI, runtime: Runtime) -> None:
@@ -540,8 +698,8 @@ def install(app: FastAPI, runtime: Runtime) -> None:
         session_cookie="riskcast_session",
         max_age=SESSION_HOURS * 3600,
         same_site="strict",
-        # Sent over HTTPS only when the service is reached over HTTPS.
-        https_only=runtime.settings.public_url.startswith("https://"),
+        # Sent over HTTPS only when RISKCAST_COOKIE_SECURE says, or the service is on HTTPS.
+        https_only=runtime.settings.secure_cookies,
     )
 
     @app.middleware("http")
@@ -549,13 +707,15 @@ def install(app: FastAPI, runtime: Runtime) -> None:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
-        if request.url.path.startswith(PAGE_PATHS):
+        if is_page(request):
             response.headers.update(PAGE_HEADERS)
         return response
 
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
     app.add_api_route("/login", login_page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/login", login, methods=["POST"], include_in_schema=False)
+    app.add_api_route("/login/code", code_page, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/login/code", login_code, methods=["POST"], include_in_schema=False)
     app.add_api_route("/logout", logout, methods=["POST"], include_in_schema=False)
     app.add_api_route(
         "/", lambda: RedirectResponse("/dashboard"), methods=["GET"], include_in_schema=False
@@ -565,3 +725,8 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     @app.exception_handler(LoginRequired)
     async def _login(_request: Request, _exc: LoginRequired) -> Response:
         return back("/login")
+
+    @app.exception_handler(EnrolRequired)
+    async def _enrol(request: Request, _exc: EnrolRequired) -> Response:
+        flash(request, "your account signs in with a two-factor code: set it up first", "warn")
+        return back("/dashboard/two-factor")

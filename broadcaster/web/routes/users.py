@@ -1,4 +1,5 @@
-"""/api/v1/users and tokens (admins only). A token is shown once, in the answer that made it."""
+"""/api/v1/users and tokens (admins only). A token is shown once, in the answer that made it.
+Admins also require two-factor codes of a user, or reset a user's enrolment (a lost phone)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from broadcaster.models import User
-from broadcaster.users import auth
+from broadcaster.users import auth, totp
 from broadcaster.web.common import ERRORS, Id
 from broadcaster.web.deps import Admin, Db
 
@@ -32,6 +33,12 @@ class UserOut(BaseModel):
     active: bool
     created_at: datetime
     has_password: bool
+    two_factor: bool = Field(description="signs in to the dashboard with a code")
+    two_factor_required: bool = Field(description="an admin requires codes of this user")
+
+
+class TwoFactorIn(BaseModel):
+    required: bool
 
 
 class NewToken(BaseModel):
@@ -55,6 +62,8 @@ def _out(u: User) -> UserOut:
         active=u.active,
         created_at=u.created_at,
         has_password=bool(u.password_hash),
+        two_factor=totp.enrolled(u),
+        two_factor_required=u.totp_required,
     )
 
 
@@ -99,6 +108,25 @@ def deactivate_user(name: str, caller: Admin, session: Db) -> UserOut:
     user = auth.get_user(session, name)
     auth.deactivate(session, user)
     caller.record(session, "user.deactivate", "user", user.id, name=user.name)
+    return _out(user)
+
+
+@router.post("/users/{name}/two-factor")
+def require_two_factor(name: str, body: TwoFactorIn, caller: Admin, session: Db) -> UserOut:
+    """Require (or stop requiring) a two-factor code of this user at dashboard sign-in;
+    one not enrolled yet is sent to enrol at their next page."""
+    user = auth.get_user(session, name)
+    totp.set_required(session, user, body.required)
+    caller.record(session, "user.two_factor.require", "user", user.id, required=body.required)
+    return _out(user)
+
+
+@router.post("/users/{name}/two-factor/reset")
+def reset_two_factor(name: str, caller: Admin, session: Db) -> UserOut:
+    """Forget this user's authenticator (a lost phone): they set up a new one."""
+    user = auth.get_user(session, name)
+    totp.reset(session, user)
+    caller.record(session, "user.two_factor.reset", "user", user.id)
     return _out(user)
 
 
