@@ -6,6 +6,7 @@ import itertools
 
 from sqlalchemy.orm import Session
 
+from broadcaster.audit.service import Actor
 from broadcaster.campaigns import scheduling
 from broadcaster.campaigns import service as campaigns
 from broadcaster.campaigns.fanout import fanout_page
@@ -15,6 +16,10 @@ from broadcaster.db import utcnow
 from broadcaster.models import Campaign, Community, Contact, Membership
 from broadcaster.templates import service as templates
 from messages import parse_template
+
+# Someone national with every right, for service calls that need an actor but are not
+# about who acts.
+SYSTEM = Actor(user_id=None, name="test", role="admin", source="test")
 
 _seq = itertools.count(1)
 

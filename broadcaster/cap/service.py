@@ -37,11 +37,14 @@ from urllib.parse import urlsplit
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from broadcaster.areas import scope
+from broadcaster.audit.service import Actor
+from broadcaster.campaigns import actions
 from broadcaster.campaigns import service as campaigns
 from broadcaster.cap.models import AreaKind, CapAlert, CapAreaMapping
 from broadcaster.communities import service as communities
 from broadcaster.db import utcnow
-from broadcaster.errors import IllegalState, InvalidInput, NotFound
+from broadcaster.errors import Forbidden, IllegalState, InvalidInput, NotFound
 from broadcaster.models import Campaign, CampaignState, Community, Priority, TemplateVersion, User
 from broadcaster.templates import service as templates
 from messages import CONTACT_VARIABLES, TemplateError, render
@@ -316,11 +319,37 @@ def _cancel(session: Session, result: CapImport, referenced: Sequence[CapAlert])
             )
 
 
+def _check_references(
+    session: Session, caller: Actor, alert: Alert, referenced: Sequence[CapAlert]
+) -> None:
+    """An Update or Cancel follows the rules the API does: only the original alert's sender
+    follows it up, the caller must see each referenced campaign in their areas, and a
+    Cancel is someone's who may cancel it (an operator there, or the official who made it)."""
+    for row in referenced:
+        if row.sender != alert.sender:
+            raise Forbidden(
+                f"alert {row.identifier} was sent by {row.sender}; only its sender "
+                f"({alert.msg_type} from {alert.sender} refused) updates or cancels it"
+            )
+        if row.campaign_id is None:
+            continue
+        campaign = campaigns.get(session, row.campaign_id)
+        if not actions.visible(caller, campaign):
+            raise Forbidden(f"the campaign of alert {row.identifier} is outside your areas")
+        if alert.msg_type == "Cancel" and not actions.may_operate(caller, campaign):
+            raise Forbidden(
+                f"campaign {campaign.id} of alert {row.identifier} is cancelled by an operator "
+                "or by the official who made it"
+            )
+
+
 def import_alert(
-    session: Session, xml: bytes, *, user: User | None, now: datetime | None = None
+    session: Session, xml: bytes, *, caller: Actor, now: datetime | None = None
 ) -> CapImport:
-    """Take in one CAP 1.2 document (see the module docstring). The caller's transaction
-    makes it all or nothing; nothing is sent."""
+    """Take in one CAP 1.2 document (see the module docstring) as ``caller``: its draft is
+    theirs, in their areas and organisation. The caller's transaction makes it all or
+    nothing; nothing is sent."""
+    user = session.get(User, caller.user_id) if caller.user_id is not None else None
     alert = parse(xml)
     _check_importable(alert)
     previous = session.scalar(
@@ -336,6 +365,7 @@ def import_alert(
     result = CapImport(alert.identifier, alert.sender, alert.msg_type)
     referenced = _referenced_alerts(session, alert.references) if alert.references else []
     result.referenced = sorted({r.campaign_id for r in referenced if r.campaign_id})
+    _check_references(session, caller, alert, referenced)
     known = {(r.sender, r.identifier) for r in referenced}
     missing = [str(r) for r in alert.references if (r.sender, r.identifier) not in known]
     if alert.msg_type == "Cancel":
@@ -361,6 +391,9 @@ def import_alert(
             field="alert/info/expires",
         )
     slugs = resolve_areas(session, alert)
+    scope.check_communities(
+        session, caller, communities.resolve_ids(session, slugs, descendants=False)
+    )
     templates.save_template(session, spec)
     priority = Priority.URGENT.value if alert.urgent else Priority.BULK.value
     campaign = campaigns.create_campaign(
@@ -371,6 +404,7 @@ def import_alert(
         priority=priority,
         valid_until=expires,
         created_by=user.id if user is not None else None,
+        organisation_id=caller.organisation_id,
     )
     for campaign_id in result.referenced:
         earlier = campaigns.get(session, campaign_id)

@@ -10,7 +10,15 @@ from urllib.parse import urlsplit
 import typer
 from rich.table import Table
 
-from broadcaster.cli.common import console, err_console, fail, friendly, log_action, unit_of_work
+from broadcaster.cli.common import (
+    cli_actor,
+    console,
+    err_console,
+    fail,
+    friendly,
+    log_action,
+    unit_of_work,
+)
 
 app = typer.Typer(
     help="CAP 1.2 alerts: import an official alert as a draft campaign, map CAP areas to "
@@ -80,7 +88,8 @@ def cap_import(
     document = read_source(source)
     with unit_of_work() as session:
         user = auth.get_user(session, by) if by else None
-        result = cap.import_alert(session, document, user=user)
+        caller = auth.actor_for(session, user, "cli") if user else cli_actor()
+        result = cap.import_alert(session, document, caller=caller)
         kind, subject, detail = result.audit_subject()
         log_action(session, "cap.import", kind, subject, source=source, **detail)
     for warning in result.warnings:

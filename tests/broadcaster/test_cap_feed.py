@@ -59,7 +59,7 @@ def test_round_trip_gives_the_same_languages_texts_area_and_priority(session: Se
     assert [i.language for i in alert.infos] == ["en", "lo", "th"]
     assert alert.infos[0].areas[0].desc == "Bokeo province"
 
-    result = cap.import_alert(session, xml, user=None)
+    result = cap.import_alert(session, xml, caller=factories.SYSTEM)
     assert result.priority == original.priority == "urgent"
     assert result.communities == ["bokeo"]
     copy = session.get(Campaign, result.campaign_id)
@@ -90,7 +90,7 @@ def test_round_trip_of_a_bulk_multi_line_message(session: Session) -> None:
     )
     original = sent(session, factories.campaign(session, ["bokeo"], key=key), state="sending")
     xml = cap.campaign_xml(session, original.id, public_url="http://127.0.0.1:8000")
-    result = cap.import_alert(session, xml, user=None)
+    result = cap.import_alert(session, xml, caller=factories.SYSTEM)
     assert result.priority == "bulk"
     imported = templates.current_version(session, result.template_key or "").bodies()
     assert imported == templates.current_version(session, key).bodies()
@@ -141,7 +141,7 @@ def test_an_imported_alert_is_published_with_its_own_event_and_urgency(
     xml = (
         Path(__file__).resolve().parents[1] / "data" / "cap" / "health_multilang.xml"
     ).read_bytes()
-    result = cap.import_alert(session, xml, user=None)
+    result = cap.import_alert(session, xml, caller=factories.SYSTEM)
     campaign = sent(session, session.get(Campaign, result.campaign_id))  # type: ignore[arg-type]
     alert = parse_alert(cap.campaign_xml(session, campaign.id, public_url="http://x"))
     en = alert.infos[0]

@@ -52,7 +52,9 @@ def provinces(session: Session, *, mapped: bool = True) -> None:
 def test_an_alert_becomes_an_urgent_draft_held_for_approval(session: Session) -> None:
     provinces(session)
     author = auth.create_user(session, "noy", role="official")
-    result = cap.import_alert(session, sample("health_multilang.xml"), user=author)
+    result = cap.import_alert(
+        session, sample("health_multilang.xml"), caller=auth.actor_for(session, author, "test")
+    )
 
     assert result.msg_type == "Alert"
     assert result.priority == "urgent"  # Expected + Severe
@@ -85,13 +87,15 @@ def test_an_alert_becomes_an_urgent_draft_held_for_approval(session: Session) ->
     assert "<identifier>MOH-LA-2031-0042</identifier>" in stored.xml
 
     with pytest.raises(IllegalState, match=f"already imported \\(campaign {campaign.id}\\)"):
-        cap.import_alert(session, sample("health_multilang.xml"), user=author)
+        cap.import_alert(
+            session, sample("health_multilang.xml"), caller=auth.actor_for(session, author, "test")
+        )
 
 
 def test_unmapped_areas_are_listed_with_the_command_that_maps_them(session: Session) -> None:
     provinces(session, mapped=False)
     with pytest.raises(InvalidInput) as caught:
-        cap.import_alert(session, sample("flood_polygon.xml"), user=None)
+        cap.import_alert(session, sample("flood_polygon.xml"), caller=factories.SYSTEM)
     message = str(caught.value)
     assert message.startswith("area: 1 area(s) map to no community:")
     assert "alert/info[1]/area[1] 'Chiang Khong riverside' (polygon only)" in message
@@ -99,13 +103,13 @@ def test_unmapped_areas_are_listed_with_the_command_that_maps_them(session: Sess
     assert session.scalars(select(CapAlert)).all() == []
 
     cap.map_area(session, kind="name", value="  chiang khong   RIVERSIDE ", community_slug="bokeo")
-    result = cap.import_alert(session, sample("flood_polygon.xml"), user=None)
+    result = cap.import_alert(session, sample("flood_polygon.xml"), caller=factories.SYSTEM)
     assert result.communities == ["bokeo"]
     assert result.priority == "urgent"  # Immediate + Extreme
 
     # every unmapped area is listed, in each language
     with pytest.raises(InvalidInput) as caught:
-        cap.import_alert(session, sample("health_multilang.xml"), user=None)
+        cap.import_alert(session, sample("health_multilang.xml"), caller=factories.SYSTEM)
     assert "6 area(s) map to no community" in str(caught.value)
     assert "alert/info[2]/area[1] 'ແຂວງບໍ່ແກ້ວ' [ISO3166-2=LA-BK]" in str(caught.value)
 
@@ -123,8 +127,8 @@ def test_a_mapping_is_made_once(session: Session) -> None:
 
 def test_an_update_is_a_follow_up_draft(session: Session) -> None:
     provinces(session)
-    first = cap.import_alert(session, sample("health_multilang.xml"), user=None)
-    update = cap.import_alert(session, sample("health_update.xml"), user=None)
+    first = cap.import_alert(session, sample("health_multilang.xml"), caller=factories.SYSTEM)
+    update = cap.import_alert(session, sample("health_update.xml"), caller=factories.SYSTEM)
     assert update.msg_type == "Update"
     assert update.campaign_id not in (None, first.campaign_id)
     assert update.referenced == [first.campaign_id]
@@ -142,8 +146,12 @@ def test_a_cancel_stops_what_is_not_yet_sent(session: Session) -> None:
     provinces(session)
     author = auth.create_user(session, "noy", role="official")
     second = auth.create_user(session, "kham", role="official")
-    first = cap.import_alert(session, sample("health_multilang.xml"), user=author)
-    update = cap.import_alert(session, sample("health_update.xml"), user=author)
+    first = cap.import_alert(
+        session, sample("health_multilang.xml"), caller=auth.actor_for(session, author, "test")
+    )
+    update = cap.import_alert(
+        session, sample("health_update.xml"), caller=auth.actor_for(session, author, "test")
+    )
     campaign_id = first.campaign_id or 0
     campaigns.approve(session, campaign_id, second.id)
     campaigns.schedule(session, campaign_id)
@@ -155,7 +163,9 @@ def test_a_cancel_stops_what_is_not_yet_sent(session: Session) -> None:
     )
 
     # the cancel names the first alert; the update's draft belongs to the same thread
-    cancel = cap.import_alert(session, sample("health_cancel.xml"), user=author)
+    cancel = cap.import_alert(
+        session, sample("health_cancel.xml"), caller=auth.actor_for(session, author, "test")
+    )
     assert cancel.msg_type == "Cancel"
     assert cancel.campaign_id is None
     assert cancel.cancelled == [campaign_id]
@@ -169,22 +179,22 @@ def test_a_cancel_stops_what_is_not_yet_sent(session: Session) -> None:
 
 def test_a_cancel_of_the_update_thread_cancels_both(session: Session) -> None:
     provinces(session)
-    first = cap.import_alert(session, sample("health_multilang.xml"), user=None)
-    update = cap.import_alert(session, sample("health_update.xml"), user=None)
+    first = cap.import_alert(session, sample("health_multilang.xml"), caller=factories.SYSTEM)
+    update = cap.import_alert(session, sample("health_update.xml"), caller=factories.SYSTEM)
     cancel_update = sample("health_cancel.xml").replace(
         b"MOH-LA-2031-0042,2031-03-02T08:30:00+07:00", b"MOH-LA-2031-0043,2031-03-05T09:00:00+07:00"
     )
-    result = cap.import_alert(session, cancel_update, user=None)
+    result = cap.import_alert(session, cancel_update, caller=factories.SYSTEM)
     assert sorted(result.cancelled) == sorted([first.campaign_id, update.campaign_id])
     # a second cancel finds nothing left to stop
     again = cancel_update.replace(b"MOH-LA-2031-0044", b"MOH-LA-2031-0045")
-    assert cap.import_alert(session, again, user=None).cancelled == []
+    assert cap.import_alert(session, again, caller=factories.SYSTEM).cancelled == []
 
 
 def test_a_cancel_of_an_unknown_alert_is_refused(session: Session) -> None:
     provinces(session)
     with pytest.raises(InvalidInput, match="none of the referenced alerts was imported"):
-        cap.import_alert(session, sample("health_cancel.xml"), user=None)
+        cap.import_alert(session, sample("health_cancel.xml"), caller=factories.SYSTEM)
 
 
 @pytest.mark.parametrize(
@@ -216,7 +226,9 @@ def test_refused_alerts(session: Session, change: tuple[bytes, bytes], message: 
     provinces(session)
     cap.map_area(session, kind="name", value="Chiang Khong riverside", community_slug="bokeo")
     with pytest.raises(InvalidInput) as caught:
-        cap.import_alert(session, sample("flood_polygon.xml").replace(*change), user=None)
+        cap.import_alert(
+            session, sample("flood_polygon.xml").replace(*change), caller=factories.SYSTEM
+        )
     assert message in str(caught.value)
 
 
@@ -372,3 +384,49 @@ def test_cli_map_and_import_from_a_file_and_a_url(cli: Run, tmp_path: Path) -> N
             session.scalar(select(CapAlert.imported_by).where(CapAlert.campaign_id == 1))
             is not None
         )
+
+
+def test_cap_update_and_cancel_follow_the_apis_rules(
+    client: TestClient, session: Session, people: dict[str, Person]
+) -> None:
+    """A CAP Cancel used to cancel any official's campaign whoever sent it: now only the
+    original alert's sender follows it up, within the caller's areas, and a Cancel is the
+    campaign's own official's (or an operator's, as /cancel is)."""
+    provinces(session)
+    province = auth.create_user(session, "boua", role="official", areas=["bokeo"])
+    _, province_token = auth.issue_token(session, province)
+    session.commit()
+    xml = {"Content-Type": "application/cap+xml"}
+    author = {**people["official"].headers, **xml}
+    colleague = {**people["official2"].headers, **xml}
+
+    made = client.post("/api/v1/cap", content=sample("health_multilang.xml"), headers=author)
+    assert made.status_code == 201, made.text
+    campaign_id = made.json()["campaign_id"]
+
+    # Bokeo's official: the update reaches Luang Namtha too, outside their areas.
+    provincial = client.post(
+        "/api/v1/cap",
+        content=sample("health_update.xml"),
+        headers={"Authorization": f"Bearer {province_token}", **xml},
+    )
+    assert provincial.status_code == 403, provincial.text
+
+    # A Cancel naming the alert but sent by someone else is refused, whoever posts it.
+    forged = (
+        sample("health_cancel.xml")
+        .replace(b"<sender>cap@moh.gov.la</sender>", b"<sender>cap@elsewhere.example</sender>")
+        .replace(b"MOH-LA-2031-0044", b"ELSE-1")
+    )
+    refused = client.post("/api/v1/cap", content=forged, headers=author)
+    assert refused.status_code == 403 and "only its sender" in refused.json()["error"]
+
+    # Another official of the same sender may not cancel a campaign they did not make.
+    other = client.post("/api/v1/cap", content=sample("health_cancel.xml"), headers=colleague)
+    assert other.status_code == 403, other.text
+    assert campaigns.get(session, campaign_id).state == "draft"
+
+    own = client.post("/api/v1/cap", content=sample("health_cancel.xml"), headers=author)
+    assert own.status_code == 201, own.text
+    assert own.json()["cancelled"] == [campaign_id]
+    assert campaigns.get(session, campaign_id).state == "cancelled"

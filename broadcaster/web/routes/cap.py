@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from broadcaster.cap import service as cap
-from broadcaster.models import User
 from broadcaster.web.common import ERRORS, Id
 from broadcaster.web.deps import Anyone, Db, Official, Rt
 from messages.cap import MAX_BYTES, MEDIA_TYPE
@@ -79,7 +78,7 @@ def import_cap(
     """Take in a CAP 1.2 alert. Alert and Update become a draft campaign (urgent ones wait
     for a second official's approval); Cancel cancels the campaigns of the alerts it
     references. Nothing is sent until an official launches the draft."""
-    result = cap.import_alert(session, document, user=session.get(User, caller.user_id))
+    result = cap.import_alert(session, document, caller=caller)
     kind, subject, detail = result.audit_subject()
     caller.record(session, "cap.import", kind, subject, **detail)
     return CapImportOut.model_validate(result.to_dict())
