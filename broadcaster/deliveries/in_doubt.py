@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import ColumnElement, and_, func, select, true, update
 from sqlalchemy.orm import Session
 
 from broadcaster.db import utcnow
@@ -312,9 +312,16 @@ class InDoubtSummary:
     deliveries: list[InDoubtDelivery]
 
 
-def summary(session: Session, after: float, *, limit: int = 50) -> InDoubtSummary:
-    """How many deliveries are in doubt, the oldest's age, what the last lookup said, and
-    the oldest ``limit`` of them (with whole numbers: the caller masks them)."""
+def summary(
+    session: Session,
+    after: float,
+    *,
+    limit: int = 50,
+    campaigns: ColumnElement[bool] | None = None,
+) -> InDoubtSummary:
+    """How many deliveries are in doubt, the oldest's age, what the last lookup said (the
+    whole fleet's), and the oldest ``limit`` of them, of the ``campaigns`` selected when
+    given (with whole numbers: the caller masks them)."""
     now = utcnow()
     where = is_in_doubt(now - timedelta(seconds=after))
     count, oldest = session.execute(
@@ -338,7 +345,12 @@ def summary(session: Session, after: float, *, limit: int = 50) -> InDoubtSummar
                 Delivery.lookup_note.label("note"),
             )
             .outerjoin(Contact, Contact.id == Delivery.contact_id)
-            .where(where)
+            .where(
+                where,
+                true()
+                if campaigns is None
+                else Delivery.campaign_id.in_(select(Campaign.id).where(campaigns)),
+            )
             .order_by(Delivery.sending_at, Delivery.id)
             .limit(limit)
         ).all()

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from broadcaster.areas import scope
 from broadcaster.campaigns import service as campaigns
 from broadcaster.campaigns.fanout import fanout_page
 from broadcaster.config import get_settings
+from broadcaster.db import utcnow
 from broadcaster.models import Campaign, Contact, Delivery, InboundMessage
 from broadcaster.users import auth
 from tests import factories
@@ -339,3 +341,29 @@ def test_schedule_refuses_an_audience_grown_past_its_approval(
     assert refused.status_code == 409
     assert "5 recipients is more than the 4 approved" in refused.json()["error"]
     assert campaigns.needs_approval(session, session.get_one(Campaign, cid))
+
+
+def test_an_operator_lists_the_deliveries_in_doubt_of_their_areas_only(
+    client: TestClient, world: World, session: Session
+) -> None:
+    bokeo = _create(client, world.bokeo, ["houayxay"])
+    savan = _create(client, world.savan, ["kaysone"])
+    for cid, who in ((bokeo, world.bokeo), (savan, world.savan)):
+        assert (
+            client.post(f"/api/v1/campaigns/{cid}/launch", headers=who.headers).status_code == 200
+        )
+        assert factories.fanned_out(session, cid) > 0
+    an_hour_ago = utcnow() - timedelta(hours=1)
+    session.execute(
+        update(Delivery).values(state="sending", sending_at=an_hour_ago, provider_sid=None)
+    )
+    session.commit()
+
+    def listed(who: Person) -> set[int]:
+        answer = client.get("/api/v1/stats", headers=who.headers)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["queue"]["in_doubt"]["count"] == 3  # the fleet's figure
+        return {d["campaign_id"] for d in body["in_doubt_deliveries"]}
+
+    assert listed(world.operator_bokeo) == {bokeo}

@@ -135,6 +135,7 @@ def seed(stack: Stack) -> None:
     with stack.runtime.session() as session:
         factories.community(session, "laos", country="LA", language="lo")
         factories.community(session, "bokeo", parent="laos")
+        factories.community(session, "savannakhet", parent="laos")
         factories.contact(session, "+8562055551234", community_slugs=("bokeo",), language="lo")
         factories.contact(session, "+66812345678", community_slugs=("bokeo",), language="th")
         factories.contact(session, "+8562077778899", community_slugs=("laos",), language="en")
@@ -142,6 +143,8 @@ def seed(stack: Stack) -> None:
         auth.create_user(session, "anna", role="official", password=PASSWORD)
         auth.create_user(session, "boun", role="official", password=PASSWORD)
         auth.create_user(session, "otto", role="operator", password=PASSWORD)
+        # A provincial official: works over Savannakhet only.
+        auth.create_user(session, "sam", role="official", password=PASSWORD, areas=["savannakhet"])
         auth.create_user(session, "ada", role="admin", password=PASSWORD)
 
 
@@ -201,7 +204,8 @@ def test_compose_approve_schedule_and_watch_in_chromium(browser: Any, stack: Sta
 
     # -- official B, in a browser context of their own: approve --------------------------
     boun = log_in(browser, stack, "boun")
-    assert "COVID testing week" in boun.inner_text("main")  # every draft is listed
+    # the draft waits for B's approval, on B's list
+    assert "COVID testing week" in boun.locator("#awaiting + ul").inner_text()
     shot(boun, "campaigns-boun")
     boun.click(f"a[href='/dashboard/campaigns/{campaign_id}']")
     boun.wait_for_url(re.compile(rf"/dashboard/campaigns/{campaign_id}$"))
@@ -213,6 +217,18 @@ def test_compose_approve_schedule_and_watch_in_chromium(browser: Any, stack: Sta
     assert "approved by boun" in boun.inner_text("main")
     shot(boun, "campaign-approved")
     boun.context.close()
+
+    # -- a provincial official sees nothing of a campaign over the whole country ---------
+    sam = log_in(browser, stack, "sam")
+    assert "COVID testing week" not in sam.inner_text("main")
+    assert sam.locator("#awaiting").count() == 0
+    answer = sam.goto(f"{stack.api.url}/dashboard/campaigns/{campaign_id}")
+    assert answer is not None and answer.status == 404
+    assert "does not exist" in sam.inner_text("main")
+    sam.click("main a[href='/dashboard']")  # the error page has a way back
+    sam.wait_for_url(re.compile(r"/dashboard$"))
+    shot(sam, "provincial-official")
+    sam.context.close()
 
     # -- official A schedules it: a minute ago in Vientiane, so it is due at once -------
     anna.reload()
@@ -279,7 +295,7 @@ def test_compose_approve_schedule_and_watch_in_chromium(browser: Any, stack: Sta
             select(AuditEvent.action, AuditEvent.actor, AuditEvent.object_id, AuditEvent.source)
         ).all()
     done = {(action, actor) for action, actor, _, _ in rows}
-    for who in ("anna", "boun", "otto", "ada"):
+    for who in ("anna", "boun", "sam", "otto", "ada"):
         assert ("login", who) in done, rows
     about = {(a, who) for a, who, obj, _ in rows if str(obj) == str(campaign_id)}
     assert {

@@ -30,6 +30,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 from starlette.middleware.sessions import SessionMiddleware
 
+from broadcaster.areas import scope
 from broadcaster.audit import service as audit
 from broadcaster.campaigns import actions, preview
 from broadcaster.campaigns import service as campaigns
@@ -599,7 +600,9 @@ def inbox_tag(
 def operator_page(request: Request, session: Db, caller: Viewer, rt: Rt) -> HTMLResponse:
     allow(caller, OPERATOR)
     depths = stats.queue_depths(rt.settings.effective_redis_url)
-    doubt = in_doubt.summary(session, rt.settings.in_doubt_after)
+    doubt = in_doubt.summary(
+        session, rt.settings.in_doubt_after, campaigns=scope.campaign_clause(caller)
+    )
     rows = actions.list_visible(session, caller, 50)
     now = utcnow()
     current_minute = now.replace(second=0, microsecond=0)

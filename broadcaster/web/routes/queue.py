@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from broadcaster.areas import scope
 from broadcaster.deliveries import in_doubt
 from broadcaster.monitoring import service as monitoring
 from broadcaster.monitoring import stats
@@ -112,7 +113,10 @@ def stats_view(caller: Operator, session: Db, rt: Rt) -> StatsOut:
     by_priority: dict[str, dict[str, int]] = {}
     for state, priority, n in stats.by_state_and_priority(session):
         by_priority.setdefault(priority, {})[state] = n
-    summary = in_doubt.summary(session, rt.settings.in_doubt_after)
+    # Counts are the fleet's; the deliveries listed are of campaigns in the caller's areas.
+    summary = in_doubt.summary(
+        session, rt.settings.in_doubt_after, campaigns=scope.campaign_clause(caller)
+    )
     return StatsOut(
         queue=queue_snapshot(session, rt.settings.effective_redis_url, summary),
         by_priority=by_priority,
