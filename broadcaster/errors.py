@@ -26,6 +26,10 @@ class InvalidInput(RiskcastError):
         self.reason = message
 
 
+class Forbidden(RiskcastError):
+    """The caller may not do this, whatever their input (HTTP 403)."""
+
+
 class IllegalState(RiskcastError):
     """A state move that the state machine does not allow (HTTP 409)."""
 

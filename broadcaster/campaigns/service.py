@@ -173,7 +173,7 @@ def schedule(
         raise IllegalState(
             f"campaign {campaign_id} needs approval by a second official or admin before it "
             f"is launched (two-person rule: {approval_rule(session, campaign, approval_threshold)}); "
-            f"approve it with: riskcast campaigns approve {campaign_id} --by NAME"
+            f"approve it with: riskcast campaigns approve {campaign_id}"
         )
     now = utcnow()
     when = send_at or now

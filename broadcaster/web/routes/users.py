@@ -1,18 +1,20 @@
-"""/api/v1/users and tokens (admins only). A token is shown once, in the answer that made it."""
+"""/api/v1/users and tokens. Admins manage users; everyone makes their own tokens (nobody
+another's); a new admin waits for a second admin's confirmation. A token is shown once, in
+the answer that made it."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
+from broadcaster.errors import Forbidden
 from broadcaster.models import User
 from broadcaster.users import auth
 from broadcaster.web.common import ERRORS, Id
-from broadcaster.web.deps import Admin, Db
+from broadcaster.web.deps import Admin, Anyone, Db
 
 router = APIRouter(prefix="/api/v1", tags=["users"], responses=ERRORS)
 
@@ -38,6 +40,9 @@ class NewToken(BaseModel):
     user: UserOut
     token_id: int
     token: str = Field(description="shown once: store it now, riskcast keeps only its hash")
+    pending: bool = Field(
+        default=False, description="a new admin, inactive until a second admin confirms them"
+    )
 
 
 class TokenOut(BaseModel):
@@ -58,9 +63,8 @@ def _out(u: User) -> UserOut:
     )
 
 
-def _token(session: Session, user: User) -> NewToken:
-    row, token = auth.issue_token(session, user)
-    return NewToken(user=_out(user), token_id=row.id, token=token)
+def forbidden(exc: Forbidden) -> HTTPException:
+    return HTTPException(403, str(exc))
 
 
 @router.get("/users")
@@ -70,17 +74,36 @@ def list_users(_caller: Admin, session: Db) -> list[UserOut]:
 
 @router.post("/users", status_code=201)
 def create_user(body: UserIn, caller: Admin, session: Db) -> NewToken:
-    user = auth.create_user(session, body.name, role=body.role, password=body.password)
-    caller.record(session, "user.create", "user", user.id, name=user.name, role=user.role)
-    return _token(session, user)
+    """A user and their first token. A new admin is inactive (``pending``) while another
+    admin exists who can confirm them (``POST /users/{name}/confirm``)."""
+    try:
+        user, row, token = auth.add_user(
+            session, caller, body.name, role=body.role, password=body.password
+        )
+    except Forbidden as exc:
+        raise forbidden(exc) from exc
+    return NewToken(user=_out(user), token_id=row.id, token=token, pending=not user.active)
 
 
 @router.post("/users/{name}/tokens", status_code=201)
-def new_token(name: str, caller: Admin, session: Db) -> NewToken:
-    user = auth.get_user(session, name)
-    new = _token(session, user)
-    caller.record(session, "token.create", "user", user.id, token_id=new.token_id)
-    return new
+def new_token(name: str, caller: Anyone, session: Db) -> NewToken:
+    """A new token for yourself (``name`` is yours, or ``me``): nobody, not even an admin,
+    makes a token for someone else (403)."""
+    try:
+        row, token = auth.issue_own_token(session, caller, caller.name if name == "me" else name)
+    except Forbidden as exc:
+        raise forbidden(exc) from exc
+    user = auth.get_user(session, caller.name)
+    return NewToken(user=_out(user), token_id=row.id, token=token)
+
+
+@router.post("/users/{name}/confirm")
+def confirm_admin(name: str, caller: Admin, session: Db) -> UserOut:
+    """Activate an admin created by another admin: a new admin needs two."""
+    try:
+        return _out(auth.confirm_admin(session, caller, name))
+    except Forbidden as exc:
+        raise forbidden(exc) from exc
 
 
 @router.get("/users/{name}/tokens")
