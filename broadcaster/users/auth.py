@@ -289,7 +289,7 @@ def issue_own_token(
     """A new token for the caller themselves (``name``, when given, must be theirs): nobody,
     not even an admin, makes a token to act as someone else."""
     if name is not None and name != caller.name:
-        raise Forbidden("a token is made by its own user: sign in as them, or revoke theirs")
+        raise Forbidden("a token is made by its own user only (an admin may revoke theirs)")
     if caller.user_id is None:
         raise Forbidden("a token is made by a signed-in user")
     user = session.get(User, caller.user_id)
