@@ -130,6 +130,11 @@ class Stack:
         )
         self.api.start(self.runtime)
         self.env["RISKCAST_PUBLIC_URL"] = self.api.url
+        # The CLI runs as a signed-in admin (its own login file would be the tester's).
+        with self.runtime.session() as session:
+            _row, token = auth.issue_token(session, auth.create_user(session, "sam", role="admin"))
+        self.env["RISKCAST_TOKEN"] = token
+        self.env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
         self.processes: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
 

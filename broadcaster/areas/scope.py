@@ -11,6 +11,7 @@ membership in an area, campaigns by the path that holds their whole audience
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import ColumnElement, exists, or_, select, true
@@ -162,7 +163,15 @@ def get_organisation(session: Session, slug: str) -> Organisation:
     return org
 
 
+def list_organisations(session: Session) -> list[Organisation]:
+    return list(session.scalars(select(Organisation).order_by(Organisation.slug)))
+
+
 def add_organisation(session: Session, slug: str, name: str) -> Organisation:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", slug):
+        raise InvalidInput(
+            f"{slug!r} is not a slug (lower-case letters, digits, - and _)", field="slug"
+        )
     if session.scalar(select(Organisation.id).where(Organisation.slug == slug)) is not None:
         raise InvalidInput(f"organisation {slug!r} already exists", field="slug")
     org = Organisation(slug=slug, name=name.strip() or slug)

@@ -18,7 +18,9 @@ class AuditEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
-    actor: Mapped[str] = mapped_column(String(100))  # user name, "cli:<os user>", "system"
+    actor: Mapped[str] = mapped_column(
+        String(100)
+    )  # a user name, or what acted without one ("retention")
     action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str | None] = mapped_column(String(32))
     object_id: Mapped[str | None] = mapped_column(String(64))

@@ -1,7 +1,7 @@
 """The audit log: every action of an official or operator, who, what, when, from where.
 
 One function writes it, :meth:`Actor.record`, whichever door the action came through: the
-API and the dashboard act as the signed-in user, the command line as its own actor.
+API, the dashboard and the command line act as the signed-in user.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ CSV_COLUMNS = ("id", "at", "actor", "action", "object_type", "object_id", "sourc
 @dataclass(frozen=True)
 class Actor:
     """Who acts, and from where: what the audit log records. ``user_id`` is None for an
-    actor with no account (a failed sign-in, the command line)."""
+    actor with no account (a failed sign-in, retention)."""
 
     user_id: int | None
     name: str

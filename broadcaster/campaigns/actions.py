@@ -126,7 +126,7 @@ def schedule(
     return campaign
 
 
-def approve(session: Session, caller: Actor, campaign_id: int, **_legacy: object) -> Campaign:
+def approve(session: Session, caller: Actor, campaign_id: int) -> Campaign:
     """Approve as the second person: ``caller`` themselves, signed in, never on behalf of
     someone else; they must see the campaign in their areas and organisation."""
     campaign = get_visible(session, caller, campaign_id)

@@ -2,7 +2,10 @@
 process commands that run workers, the scheduler and the simulator are added by
 :mod:`workers.cli`).
 
-Every command is one unit of work: it commits at the end or changes nothing. Phone numbers
+Every command that reads or changes the service's data runs as a signed-in user (``riskcast
+login``, or ``RISKCAST_TOKEN``) with that user's role, as the API's routes do; without one,
+only ``db upgrade``, the first admin's ``users create``, the processes and the pure message
+tools run. Every command is one unit of work: it commits at the end or changes nothing. Phone numbers
 are printed masked. Errors print one line naming what is wrong and exit 1.
 """
 
@@ -17,6 +20,7 @@ from broadcaster.cli import (
     contacts,
     db,
     messages,
+    organisations,
     queue,
     templates,
     users,
@@ -33,7 +37,9 @@ app.add_typer(templates.app, name="templates")
 app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
+app.add_typer(organisations.app, name="organisations")
 app.add_typer(cap.app, name="cap")
+users.register(app)
 messages.register(app)
 queue.register(app)
 

@@ -12,10 +12,21 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from broadcaster.cli.common import cli_actor, console, fail, friendly, unit_of_work
+from broadcaster.cli.common import (
+    ANYONE,
+    OFFICIAL,
+    OPERATOR,
+    approval_threshold,
+    console,
+    fail,
+    friendly,
+    signed_in,
+    unit_of_work,
+)
 from broadcaster.cli.templates import print_texts, print_warnings
 
 if TYPE_CHECKING:
+    from broadcaster.audit.service import Actor
     from broadcaster.campaigns.preview import CampaignPreview
 
 app = typer.Typer(help="Campaigns: create, launch, follow.", no_args_is_help=True)
@@ -73,12 +84,13 @@ def campaigns_create(
     from broadcaster.campaigns import actions
     from broadcaster.db import utcnow
 
+    caller = signed_in(OFFICIAL)
     quiet = parse_quiet_hours(quiet_hours) if quiet_hours else None
     valid_until = utcnow() + timedelta(hours=valid_hours) if valid_hours else None
     with unit_of_work() as session:
         campaign = actions.create(
             session,
-            cli_actor(),
+            caller,
             name=name,
             template_key=template,
             community_slugs=community,
@@ -103,8 +115,10 @@ def campaigns_launch(campaign_id: int) -> None:
     """Launch a draft campaign now (the scheduler picks it up within seconds)."""
     from broadcaster.campaigns import actions
 
+    caller = signed_in(OFFICIAL)
+    threshold = approval_threshold()
     with unit_of_work() as session:
-        campaign = actions.schedule(session, cli_actor(), campaign_id)
+        campaign = actions.schedule(session, caller, campaign_id, None, threshold)
         console.print(
             f"campaign {campaign.id} launched ({campaign.priority}); follow it with: riskcast campaigns status {campaign.id}"
         )
@@ -115,8 +129,9 @@ def _action(name: str) -> Callable[[int], None]:
     def command(campaign_id: int) -> None:
         from broadcaster.campaigns import actions
 
+        caller = signed_in(OPERATOR)
         with unit_of_work() as session:
-            campaign = actions.operate(session, cli_actor(), campaign_id, name)
+            campaign = actions.operate(session, caller, campaign_id, name)
             console.print(f"campaign {campaign_id} is {campaign.state}")
 
     command.__doc__ = f"{name.capitalize()} a campaign."
@@ -138,12 +153,15 @@ def campaigns_status(
     ] = False,
 ) -> None:
     """A campaign's state and its deliveries counted by state."""
+    caller = signed_in(ANYONE)
     if watch:
-        watch_status(campaign_id)
+        watch_status(caller, campaign_id)
         return
+    from broadcaster.campaigns import actions
     from broadcaster.campaigns import service as campaigns
 
     with unit_of_work() as session:
+        actions.get_visible(session, caller, campaign_id)
         status = campaigns.status(session, campaign_id)
     if as_json:
         sys.stdout.write(json.dumps(status) + "\n")
@@ -162,12 +180,13 @@ def campaigns_status(
 @app.command("list")
 @friendly
 def campaigns_list() -> None:
-    """Recent campaigns."""
-    from broadcaster.campaigns import service as campaigns
+    """Recent campaigns (an official sees drafts and their own)."""
+    from broadcaster.campaigns import actions
 
+    caller = signed_in(ANYONE)
     table = Table("id", "name", "state", "priority", "recipients")
     with unit_of_work() as session:
-        for c in campaigns.list_campaigns(session):
+        for c in actions.list_visible(session, caller):
             table.add_row(str(c.id), c.name, c.state, c.priority, str(c.recipients))
     console.print(table)
 
@@ -178,8 +197,9 @@ def campaigns_retry_failed(campaign_id: int) -> None:
     """Queue again the failures a retry can fix (not permanent refusals such as 21211)."""
     from broadcaster.campaigns import actions
 
+    caller = signed_in(OPERATOR)
     with unit_of_work() as session:
-        count = actions.retry(session, cli_actor(), campaign_id)
+        count = actions.retry(session, caller, campaign_id)
     console.print(f"campaign {campaign_id}: {count} deliveries queued again")
 
 
@@ -270,11 +290,14 @@ def campaigns_preview(
 ) -> None:
     """What a campaign sends, per language: text, encoding, segments, recipients, who falls
     back to another language, and the estimated cost (RISKCAST_SEGMENT_PRICES)."""
+    from broadcaster.campaigns import actions
     from broadcaster.campaigns.preview import preview_campaign
     from broadcaster.runtime import get_runtime
 
+    caller = signed_in(ANYONE)
     prices = get_runtime().settings.segment_prices
     with unit_of_work() as session:
+        actions.get_visible(session, caller, campaign_id)
         preview = preview_campaign(session, campaign_id, prices=prices)
     if as_json:
         sys.stdout.write(json.dumps(preview.to_dict(), ensure_ascii=False) + "\n")
@@ -289,27 +312,26 @@ FINISHED = ("completed", "cancelled", "stopped")
 
 @app.command("approve")
 @friendly
-def campaigns_approve(
-    campaign_id: int,
-    by: Annotated[str, typer.Option("--by", help="The approving official or admin (a user name).")],
-) -> None:
-    """Approve a draft as the second person (two-person rule: urgent or large campaigns)."""
+def campaigns_approve(campaign_id: int) -> None:
+    """Approve a draft as the second person, yourself (two-person rule: urgent or large
+    campaigns; its creator cannot approve it)."""
     from broadcaster.campaigns import actions
-    from broadcaster.users import auth
 
+    caller = signed_in(OFFICIAL)
     with unit_of_work() as session:
-        approver = auth.get_user(session, by)
-        actions.approve(session, cli_actor(), campaign_id, approver=approver)
+        actions.approve(session, caller, campaign_id)
     console.print(
-        f"campaign {campaign_id} approved by {by}; launch it with: riskcast campaigns launch {campaign_id}"
+        f"campaign {campaign_id} approved by {caller.name}; launch it with: "
+        f"riskcast campaigns launch {campaign_id}"
     )
 
 
-def watch_status(campaign_id: int, interval: float = 1.0) -> None:
+def watch_status(caller: Actor, campaign_id: int, interval: float = 1.0) -> None:
     """Redraw a progress bar until the campaign is completed, cancelled or stopped; exit 1
     if it stopped on an error."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from broadcaster.campaigns import actions
     from broadcaster.campaigns import service as campaigns
 
     waiting = ("pending", "queued", "sending")
@@ -323,6 +345,7 @@ def watch_status(campaign_id: int, interval: float = 1.0) -> None:
         task = bar.add_task(f"campaign {campaign_id}", total=None, detail="")
         while True:
             with unit_of_work() as session:
+                actions.get_visible(session, caller, campaign_id)
                 status = campaigns.status(session, campaign_id)
             counts = status["counts"]
             total = sum(counts.values())

@@ -11,12 +11,14 @@ import typer
 from rich.table import Table
 
 from broadcaster.cli.common import (
-    cli_actor,
+    ANYONE,
+    OFFICIAL,
     console,
     err_console,
     fail,
     friendly,
     log_action,
+    signed_in,
     unit_of_work,
 )
 
@@ -75,23 +77,18 @@ def read_source(source: str) -> bytes:
 @friendly
 def cap_import(
     source: Annotated[str, typer.Argument(help="A CAP 1.2 file, or an http(s) URL.")],
-    by: Annotated[
-        str | None,
-        typer.Option("--by", help="The official importing it (a user name): the draft's creator."),
-    ] = None,
 ) -> None:
-    """Import a CAP 1.2 alert: Alert and Update become a draft campaign, Cancel cancels the
-    campaigns of the alerts it references. Nothing is sent. Prints the campaign id last."""
+    """Import a CAP 1.2 alert: Alert and Update become a draft campaign (created by you),
+    Cancel cancels the campaigns of the alerts it references. Nothing is sent. Prints the
+    campaign id last."""
     from broadcaster.cap import service as cap
-    from broadcaster.users import auth
 
+    caller = signed_in(OFFICIAL)
     document = read_source(source)
     with unit_of_work() as session:
-        user = auth.get_user(session, by) if by else None
-        caller = auth.actor_for(session, user, "cli") if user else cli_actor()
         result = cap.import_alert(session, document, caller=caller)
         kind, subject, detail = result.audit_subject()
-        log_action(session, "cap.import", kind, subject, source=source, **detail)
+        log_action(session, caller, "cap.import", kind, subject, source=source, **detail)
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     if result.msg_type == "Cancel":
@@ -110,7 +107,7 @@ def cap_import(
         f"review it with: riskcast campaigns preview {result.campaign_id}"
         + (
             f"; urgent: a second official approves it: riskcast campaigns approve "
-            f"{result.campaign_id} --by NAME"
+            f"{result.campaign_id}"
             if result.priority == "urgent"
             else ""
         ),
@@ -137,11 +134,13 @@ def cap_map(
     if (geocode is None) == (name is None):
         fail("give one of --geocode VALUE or --name VALUE")
     kind, value = ("geocode", geocode) if geocode is not None else ("name", name or "")
+    caller = signed_in(OFFICIAL)
     with unit_of_work() as session:
         mapping, created = cap.map_area(session, kind=kind, value=value, community_slug=community)
         if created:
             log_action(
                 session,
+                caller,
                 "cap.map",
                 "cap_area_mapping",
                 mapping.id,
@@ -159,6 +158,7 @@ def cap_mappings() -> None:
     """The CAP area -> community mapping."""
     from broadcaster.cap import service as cap
 
+    signed_in(ANYONE)
     with unit_of_work() as session:
         rows = cap.list_mappings(session)
         if not rows:
@@ -177,6 +177,7 @@ def cap_export(campaign_id: int) -> None:
     from broadcaster.cap import service as cap
     from broadcaster.runtime import get_runtime
 
+    signed_in(ANYONE)
     public_url = get_runtime().settings.public_url
     with unit_of_work() as session:
         xml = cap.campaign_xml(session, campaign_id, public_url=public_url)

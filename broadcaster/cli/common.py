@@ -1,15 +1,18 @@
-"""What every CLI command shares: one unit of work, friendly errors, audit, output.
+"""What every CLI command shares: who runs it (a signed-in user), one unit of work,
+friendly errors, audit, output.
 
 The service layer is imported inside the functions that use it, so building the command
 line and printing its help load none of it."""
 
 from __future__ import annotations
 
-import getpass
+import os
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -54,17 +57,95 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def cli_actor() -> Actor:
-    """The command line's actor: the account running it, with every role (it has the
-    database's credentials)."""
-    from broadcaster.audit.service import Actor
-    from broadcaster.models import Role
+# Who runs a command: the user whose API token is in RISKCAST_TOKEN, or else in the file
+# `riskcast login` writes. Each command names the roles it is for, as its API route does.
+SIGN_IN = "sign in first: riskcast login, or set RISKCAST_TOKEN"
+RoleName = Literal["official", "operator", "admin"]
+OFFICIAL: tuple[RoleName, ...] = ("official",)
+OPERATOR: tuple[RoleName, ...] = ("operator",)
+ANYONE: tuple[RoleName, ...] = ("official", "operator")
+ADMIN: tuple[RoleName, ...] = ("admin",)
 
+
+def token_path() -> Path:
+    """Where `riskcast login` keeps the token: $XDG_CONFIG_HOME/riskcast/token, else
+    ~/.config/riskcast/token."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "riskcast" / "token"
+
+
+def stored_token() -> str | None:
+    """The token commands run with: RISKCAST_TOKEN, else the login file (refused when
+    others may read it, as ssh refuses a readable key)."""
+    token = os.environ.get("RISKCAST_TOKEN", "").strip()
+    if token:
+        return token
+    path = token_path()
     try:
-        name = f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        name = "cli"
-    return Actor(user_id=None, name=name, role=Role.ADMIN.value, source="cli")
+        mode = path.stat().st_mode
+        if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+            fail(f"{path} can be read by others: chmod 600 it, or riskcast login again")
+        return path.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        fail(f"{path}: cannot read the token ({exc.strerror or exc})")
+    return None
+
+
+def save_token(token: str) -> Path:
+    """Write ``token`` where `riskcast login` keeps it, readable by this account only."""
+    path = token_path()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = path.with_name(f".token.{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask, or a file left by an earlier attempt
+        os.write(fd, f"{token}\n".encode())
+    finally:
+        os.close(fd)
+    partial.replace(path)
+    return path
+
+
+def user_actor(session: Session, token: str | None) -> Actor | None:
+    """The actor ``token`` signs in as, or None."""
+    from broadcaster.users import auth
+
+    user = auth.user_for_token(session, token) if token else None
+    return auth.actor_for(session, user, "cli") if user is not None else None
+
+
+def signed_in(roles: tuple[RoleName, ...]) -> Actor:
+    """The signed-in user, admitted for ``roles`` (admins always) by the rule the API's
+    routes apply; else one line on stderr and exit 1, before the command does anything.
+    Resolved in its own short transaction (it records when the token was last used)."""
+    from broadcaster.users import roles as rules
+
+    token = stored_token()
+    if not token:
+        fail(SIGN_IN)
+    with unit_of_work() as session:
+        caller = user_actor(session, token)
+    if caller is None:
+        fail(f"the token is invalid or revoked, or its user is inactive; {SIGN_IN}")
+        raise AssertionError("unreachable")
+    allowed = rules.admitted(roles)
+    if not rules.admits(caller.role, allowed):
+        fail(rules.refusal(caller.role, allowed))
+    return caller
+
+
+def approval_threshold() -> int:
+    """The recipients above which a launch from the command line needs a second person: the
+    configured RISKCAST_APPROVAL_THRESHOLD, never above riskcast's default. The command
+    runs in its caller's environment, so a setting there may make the rule stricter, never
+    looser than the service's own."""
+    from broadcaster.config import Settings
+    from broadcaster.runtime import get_runtime
+
+    default = Settings.model_fields["approval_threshold"].default
+    return min(get_runtime().settings.approval_threshold, int(default))
 
 
 @contextmanager
@@ -76,6 +157,11 @@ def unit_of_work() -> Iterator[Session]:
 
 
 def log_action(
-    session: Session, action: str, object_type: str, object_id: object, **detail: Any
+    session: Session,
+    caller: Actor,
+    action: str,
+    object_type: str,
+    object_id: object,
+    **detail: Any,
 ) -> None:
-    cli_actor().record(session, action, object_type, object_id, **detail)
+    caller.record(session, action, object_type, object_id, **detail)

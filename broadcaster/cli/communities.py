@@ -8,7 +8,15 @@ import typer
 from rich.text import Text
 from rich.tree import Tree
 
-from broadcaster.cli.common import console, friendly, log_action, unit_of_work
+from broadcaster.cli.common import (
+    ANYONE,
+    OFFICIAL,
+    console,
+    friendly,
+    log_action,
+    signed_in,
+    unit_of_work,
+)
 
 if TYPE_CHECKING:
     from broadcaster.communities.service import CommunityNode
@@ -39,7 +47,9 @@ def communities_add(
     """Add a community."""
     from broadcaster.communities import service as communities
 
+    caller = signed_in(OFFICIAL)
     with unit_of_work() as session:
+        communities.check_new(session, caller, parent)
         community = communities.add_community(
             session,
             slug,
@@ -50,7 +60,7 @@ def communities_add(
             timezone=timezone,
             kind=kind,
         )
-        log_action(session, "community.add", "community", community.id, slug=slug)
+        log_action(session, caller, "community.add", "community", community.id, slug=slug)
         console.print(
             f"community {community.slug} added ({community.language}, {community.timezone})"
         )
@@ -80,8 +90,9 @@ def communities_list() -> None:
     """The communities as a tree, with how many contacts each holds."""
     from broadcaster.communities import service as communities
 
+    caller = signed_in(ANYONE)
     with unit_of_work() as session:
-        roots = communities.tree(session)
+        roots = communities.tree(session, caller)
         if not roots:
             console.print("no communities yet (riskcast communities add SLUG --name NAME)")
             return

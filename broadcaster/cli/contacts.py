@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from broadcaster.cli.common import console, err_console, fail, friendly, log_action, unit_of_work
+from broadcaster.cli.common import (
+    ADMIN,
+    OFFICIAL,
+    console,
+    err_console,
+    fail,
+    friendly,
+    log_action,
+    signed_in,
+    unit_of_work,
+)
 
 app = typer.Typer(help="Contacts: the people riskcast reaches.", no_args_is_help=True)
 
@@ -41,8 +51,10 @@ def contacts_add(
     from broadcaster.phones import mask_phone
     from broadcaster.runtime import get_runtime
 
+    caller = signed_in(OFFICIAL)
     region = get_runtime().settings.default_region
     with unit_of_work() as session:
+        contacts.check_target(session, caller, community or [])
         contact, created = contacts.add_contact(
             session,
             phone,
@@ -53,7 +65,9 @@ def contacts_add(
             country=country,
             channel=channel,
         )
-        log_action(session, "contact.add" if created else "contact.update", "contact", contact.id)
+        log_action(
+            session, caller, "contact.add" if created else "contact.update", "contact", contact.id
+        )
         verb = "added" if created else "updated"
         console.print(
             f"contact {mask_phone(contact.phone)} {verb} "
@@ -85,6 +99,7 @@ def contacts_import(
     from broadcaster.contacts import importer
     from broadcaster.runtime import get_runtime
 
+    caller = signed_in(OFFICIAL)
     settings = get_runtime().settings
     try:
         source = file.open("rb")
@@ -122,6 +137,7 @@ def contacts_import(
             report.unlink(missing_ok=True)
         log_action(
             session,
+            caller,
             "contact.import",
             "file",
             file.name,
@@ -163,11 +179,12 @@ def contacts_opt_out(phone: str) -> None:
     from broadcaster.phones import mask_phone
     from broadcaster.runtime import get_runtime
 
+    caller = signed_in(OFFICIAL)
     region = get_runtime().settings.default_region
     with unit_of_work() as session:
         contact = contacts.find_by_phone(session, phone, region)
         changed = contacts.opt_out(session, contact, source=ConsentSource.OFFICIAL.value)
-        log_action(session, "contact.opt_out", "contact", contact.id, changed=changed)
+        log_action(session, caller, "contact.opt_out", "contact", contact.id, changed=changed)
         state = "opted out" if changed else f"already {contact.status.replace('_', ' ')}"
         console.print(f"contact {mask_phone(contact.phone)} {state}", highlight=False)
 
@@ -181,11 +198,12 @@ def contacts_opt_in(phone: str) -> None:
     from broadcaster.phones import mask_phone
     from broadcaster.runtime import get_runtime
 
+    caller = signed_in(OFFICIAL)
     region = get_runtime().settings.default_region
     with unit_of_work() as session:
         contact = contacts.find_by_phone(session, phone, region)
         changed = contacts.opt_in(session, contact, source=ConsentSource.OFFICIAL.value)
-        log_action(session, "contact.opt_in", "contact", contact.id, changed=changed)
+        log_action(session, caller, "contact.opt_in", "contact", contact.id, changed=changed)
         masked = mask_phone(contact.phone)
     if changed:
         console.print(f"contact {masked} opted in", highlight=False)
@@ -198,16 +216,18 @@ def contacts_opt_in(phone: str) -> None:
 @app.command("export")
 @friendly
 def contacts_export(phone: str) -> None:
-    """Print, as JSON, everything riskcast holds on this person (full number included)."""
+    """Print, as JSON, everything riskcast holds on this person (full number included; for
+    admins, who alone see whole numbers)."""
     from broadcaster.contacts import privacy
     from broadcaster.contacts import service as contacts
     from broadcaster.runtime import get_runtime
 
+    caller = signed_in(ADMIN)
     region = get_runtime().settings.default_region
     with unit_of_work() as session:
         contact = contacts.find_by_phone(session, phone, region)
         data = privacy.export_contact(session, contact)
-        log_action(session, "contact.export", "contact", contact.id)
+        log_action(session, caller, "contact.export", "contact", contact.id)
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
@@ -224,6 +244,7 @@ def contacts_erase(
     from broadcaster.phones import mask_phone
     from broadcaster.runtime import get_runtime
 
+    caller = signed_in(ADMIN)
     region = get_runtime().settings.default_region
     with unit_of_work() as session:
         contact = contacts.find_by_phone(session, phone, region)
@@ -232,7 +253,7 @@ def contacts_erase(
             typer.confirm(f"erase contact {masked} and everything held on them?", abort=True)
         contact_id = contact.id
         kept = privacy.erase_contact(session, contact)
-        log_action(session, "contact.erase", "contact", contact_id, deliveries_kept=kept)
+        log_action(session, caller, "contact.erase", "contact", contact_id, deliveries_kept=kept)
     console.print(
         f"contact {masked} erased; {kept:,} deliveries kept without a contact", highlight=False
     )
@@ -258,6 +279,7 @@ def contacts_purge_inactive(
     from broadcaster.db import utcnow
     from broadcaster.runtime import get_runtime
 
+    caller = signed_in(ADMIN)
     days = days or get_runtime().settings.retention_days
     if days is None:
         fail("no retention period: pass --days N or set RISKCAST_RETENTION_DAYS")
@@ -269,5 +291,7 @@ def contacts_purge_inactive(
             console.print(f"{count:,} contacts inactive for {days} days (nothing erased)")
             return
         count = privacy.erase_inactive(session, now, days)
-        log_action(session, "contact.purge_inactive", "contact", None, days=days, erased=count)
+        log_action(
+            session, caller, "contact.purge_inactive", "contact", None, days=days, erased=count
+        )
     console.print(f"{count:,} contacts inactive for {days} days erased")

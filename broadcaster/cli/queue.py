@@ -13,7 +13,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from broadcaster.cli.common import console, friendly, unit_of_work
+from broadcaster.cli.common import OPERATOR, console, friendly, signed_in, unit_of_work
 
 
 def snapshot() -> dict[str, Any]:
@@ -94,6 +94,7 @@ def queue(
     """Queue depths (urgent, bulk, control), workers alive, every delivery counted by
     state, and the deliveries in doubt (the provider may have them: never resent until
     its read API says it does not)."""
+    signed_in(OPERATOR)
     if as_json:
         sys.stdout.write(json.dumps(snapshot()) + "\n")
         return

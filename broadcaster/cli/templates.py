@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Annotated, cast
 import typer
 from rich.table import Table
 
-from broadcaster.cli.common import console, err_console, friendly, log_action, unit_of_work
+from broadcaster.cli.common import (
+    ANYONE,
+    OFFICIAL,
+    console,
+    err_console,
+    friendly,
+    log_action,
+    signed_in,
+    unit_of_work,
+)
 
 if TYPE_CHECKING:
     from broadcaster.campaigns.preview import PreviewWarning
@@ -56,6 +65,7 @@ def templates_load(
     file and no template is loaded."""
     from broadcaster.templates import service as templates
 
+    caller = signed_in(OFFICIAL)
     specs = _read(path)
     lines = []
     with unit_of_work() as session:
@@ -63,7 +73,12 @@ def templates_load(
             state = "new" if result.created else ("new version" if result.changed else "unchanged")
             if result.changed:
                 log_action(
-                    session, "template.save", "template", spec.key, version=result.version.version
+                    session,
+                    caller,
+                    "template.save",
+                    "template",
+                    spec.key,
+                    version=result.version.version,
                 )
             lines.append(
                 f"{spec.key}: {state} (v{result.version.version}, {', '.join(sorted(spec.variants))})"
@@ -80,6 +95,7 @@ def templates_list(
     """List templates with their languages."""
     from broadcaster.templates import service as templates
 
+    signed_in(ANYONE)
     with unit_of_work() as session:
         rows = templates.list_templates(session)
     if as_json:
@@ -125,6 +141,7 @@ def templates_preview(
     characters, SMS segments, and warnings."""
     from broadcaster.campaigns.preview import preview_template
 
+    signed_in(ANYONE)
     with unit_of_work() as session:
         preview = preview_template(
             session, key, version=version, channel="whatsapp" if whatsapp else "sms"

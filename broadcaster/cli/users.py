@@ -1,5 +1,5 @@
-"""CLI: users and their API tokens. A token is printed once, as the last line; only its hash
-is kept."""
+"""CLI: who you are (login, logout, whoami), users and their API tokens. A token is printed
+once, as the last line; only its hash is kept."""
 
 from __future__ import annotations
 
@@ -9,9 +9,90 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from broadcaster.cli.common import console, fail, friendly, log_action, unit_of_work
+from broadcaster.cli.common import (
+    ADMIN,
+    ANYONE,
+    SIGN_IN,
+    console,
+    fail,
+    friendly,
+    save_token,
+    signed_in,
+    stored_token,
+    token_path,
+    unit_of_work,
+    user_actor,
+)
 
 app = typer.Typer(help="Users (official, operator, admin) and API tokens.", no_args_is_help=True)
+
+
+# -- who you are ------------------------------------------------------------------------
+
+
+@friendly
+def login(
+    name: Annotated[
+        str | None, typer.Option(help="Your user name (asked for when not given).")
+    ] = None,
+    token_stdin: Annotated[
+        bool, typer.Option("--token-stdin", help="Read the API token from standard input.")
+    ] = False,
+) -> None:
+    """Sign in with your API token: commands then run as you, with your role, and the audit
+    log names you. The token is kept in ~/.config/riskcast/token (or under
+    $XDG_CONFIG_HOME), readable by you only; RISKCAST_TOKEN, when set, is used instead."""
+    if token_stdin:
+        token = sys.stdin.readline().strip()
+    else:
+        name = name or typer.prompt("user name")
+        token = typer.prompt("API token", hide_input=True).strip()
+    if not token:
+        fail("no token given")
+    with unit_of_work() as session:
+        caller = user_actor(session, token)
+        if caller is None or (name is not None and caller.name != name):
+            # The same answer for an unknown token and another person's: nothing to learn.
+            fail("that is not a valid API token of an active user" + (f" {name}" if name else ""))
+            return
+        caller.record(session, "login", "user", caller.user_id)
+    path = save_token(token)
+    console.print(f"signed in as {caller.name} ({caller.role}); token kept in {path}")
+
+
+@friendly
+def logout() -> None:
+    """Forget the token `riskcast login` kept (the token itself stays valid: revoke it with
+    riskcast users revoke ID)."""
+    path = token_path()
+    if path.exists():
+        path.unlink()
+        console.print(f"signed out: {path} removed")
+    else:
+        console.print("not signed in (no token kept)")
+
+
+@friendly
+def whoami() -> None:
+    """The user commands run as, and their role."""
+    token = stored_token()
+    if not token:
+        fail(SIGN_IN)
+    with unit_of_work() as session:
+        caller = user_actor(session, token)
+    if caller is None:
+        fail(f"the token is invalid or revoked, or its user is inactive; {SIGN_IN}")
+        return
+    console.print(f"{caller.name} ({caller.role})", highlight=False)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("login")(login)
+    root.command("logout")(logout)
+    root.command("whoami")(whoami)
+
+
+# -- users and tokens -------------------------------------------------------------------
 
 
 @app.command("create")
@@ -22,48 +103,135 @@ def users_create(
     password: Annotated[
         bool, typer.Option("--password", help="Ask for a dashboard password (typed twice).")
     ] = False,
+    organisation: Annotated[
+        str | None,
+        typer.Option(
+            help="The organisation's slug (riskcast organisations list); default: the default one."
+        ),
+    ] = None,
+    area: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A community the user works over, with everything below it (repeatable); "
+            "none: national."
+        ),
+    ] = None,
 ) -> None:
-    """Create a user and print their first API token (shown once) as the last line."""
+    """Create a user and print their first API token (shown once) as the last line.
+
+    The first admin is created without signing in (nobody is there yet); after that an admin
+    creates users, and a new admin stays inactive until a second admin confirms them
+    (riskcast users confirm NAME)."""
     from broadcaster.users import auth
 
+    with unit_of_work() as session:
+        bootstrap = not auth.admin_exists(session)
+    caller = None if bootstrap else signed_in(ADMIN)
     secret = None
     if password:
         secret = typer.prompt("password", hide_input=True, confirmation_prompt=True)
         if len(secret) < auth.MIN_PASSWORD:
             fail(f"password: must be at least {auth.MIN_PASSWORD} characters")
     with unit_of_work() as session:
-        user = auth.create_user(session, name, role=role, password=secret)
-        row, token = auth.issue_token(session, user)
-        log_action(session, "user.create", "user", user.id, name=name, role=role, token_id=row.id)
-    console.print(f"user {name} created ({role}); API token (shown once, store it now):")
+        user, _row, token = auth.add_user(
+            session,
+            caller,
+            name,
+            role=role,
+            password=secret,
+            source="cli",
+            organisation=organisation,
+            areas=area or None,
+        )
+        pending = not user.active
+    if pending:
+        console.print(
+            f"user {name} created ({role}), inactive until a second admin confirms them with: "
+            f"riskcast users confirm {name}"
+        )
+    else:
+        console.print(f"user {name} created ({role})")
+    console.print("API token (shown once, store it now):")
     sys.stdout.write(f"{token}\n")
+
+
+@app.command("areas")
+@friendly
+def users_areas(
+    name: str,
+    area: Annotated[
+        list[str] | None,
+        typer.Option(help="A community NAME works over, with everything below it (repeatable)."),
+    ] = None,
+    national: Annotated[
+        bool, typer.Option("--national", help="NAME works over every community.")
+    ] = False,
+) -> None:
+    """Show NAME's organisation and areas; with --area (or --national), set them."""
+    from broadcaster.areas import scope
+    from broadcaster.models import Organisation
+    from broadcaster.users import auth
+
+    if area and national:
+        fail("give --area or --national, not both")
+    caller = signed_in(ADMIN)
+    with unit_of_work() as session:
+        if area or national:
+            user = auth.set_user_areas(session, caller, name, None if national else area)
+        else:
+            user = auth.get_user(session, name)
+        org = session.get(Organisation, user.organisation_id) if user.organisation_id else None
+        where = "national" if user.national else ", ".join(scope.area_slugs(session, user))
+        console.print(f"{user.name} ({user.role}, {org.slug if org else '-'}): {where}")
+
+
+@app.command("confirm")
+@friendly
+def users_confirm(name: str) -> None:
+    """Confirm (activate) an admin another admin created: a new admin needs two."""
+    from broadcaster.users import auth
+
+    caller = signed_in(ADMIN)
+    with unit_of_work() as session:
+        auth.confirm_admin(session, caller, name)
+    console.print(f"admin {name} confirmed by {caller.name}")
 
 
 @app.command("token")
 @friendly
-def users_token(name: str) -> None:
-    """A new API token for NAME, printed once as the last line."""
+def users_token(
+    name: Annotated[
+        str | None, typer.Argument(help="Your own user name (nobody makes another's token).")
+    ] = None,
+) -> None:
+    """A new API token for yourself, printed once as the last line."""
     from broadcaster.users import auth
 
+    caller = signed_in(ANYONE)
     with unit_of_work() as session:
-        user = auth.get_user(session, name)
-        row, token = auth.issue_token(session, user)
-        log_action(session, "token.create", "user", user.id, token_id=row.id)
-    console.print(f"new API token for {name} (shown once, store it now):")
+        _row, token = auth.issue_own_token(session, caller, name)
+    console.print(f"new API token for {caller.name} (shown once, store it now):")
     sys.stdout.write(f"{token}\n")
 
 
 @app.command("password")
 @friendly
-def users_password(name: str) -> None:
-    """Set NAME's dashboard password (typed twice)."""
+def users_password(
+    name: Annotated[
+        str | None, typer.Argument(help="Your user name, or (admins) a user without one yet.")
+    ] = None,
+) -> None:
+    """Set your dashboard password (typed twice); an admin may set the first one of a user
+    who has none."""
     from broadcaster.users import auth
 
+    caller = signed_in(ANYONE)
+    name = name or caller.name
+    with unit_of_work() as session:
+        auth.check_password_setter(caller, auth.get_user(session, name))
     secret = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     with unit_of_work() as session:
-        user = auth.get_user(session, name)
-        auth.set_password(session, user, secret)
-        log_action(session, "user.password", "user", user.id)
+        auth.change_password(session, caller, name, secret)
     console.print(f"password of {name} set")
 
 
@@ -73,9 +241,10 @@ def users_revoke(token_id: int) -> None:
     """Revoke an API token by its id (riskcast users list shows them)."""
     from broadcaster.users import auth
 
+    caller = signed_in(ADMIN)
     with unit_of_work() as session:
         row = auth.revoke_token(session, token_id)
-        log_action(session, "token.revoke", "token", row.id)
+        caller.record(session, "token.revoke", "token", row.id, user_id=row.user_id)
     console.print(f"token {token_id} revoked")
 
 
@@ -85,6 +254,7 @@ def users_list() -> None:
     """Users, their roles and their tokens."""
     from broadcaster.users import auth
 
+    signed_in(ADMIN)
     table = Table("name", "role", "active", "password", "tokens (id: state)")
     with unit_of_work() as session:
         for user in auth.list_users(session):
@@ -92,11 +262,11 @@ def users_list() -> None:
                 f"{t.id}: {'revoked' if t.revoked_at else 'active'}"
                 for t in auth.list_tokens(session, user)
             )
-            table.add_row(
-                user.name,
-                user.role,
-                "yes" if user.active else "no",
-                "set" if user.password_hash else "-",
-                tokens,
-            )
+            if user.active:
+                state = "yes"
+            elif auth.pending_proposer(session, user) is not None:
+                state = "no (waiting for a second admin)"
+            else:
+                state = "no"
+            table.add_row(user.name, user.role, state, "set" if user.password_hash else "-", tokens)
     console.print(table)

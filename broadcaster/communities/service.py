@@ -141,11 +141,15 @@ def member_counts(session: Session) -> dict[int, tuple[int, int]]:
     return {i: (direct.get(i, 0), totals.get(i, 0)) for i in ids}
 
 
-def tree(session: Session) -> list[CommunityNode]:
-    """Every community as a forest (roots first, children by slug), with member counts."""
+def tree(session: Session, caller: Actor | None = None) -> list[CommunityNode]:
+    """Every community (in ``caller``'s areas, when given) as a forest (roots first,
+    children by slug), with member counts."""
     counts = member_counts(session)
     nodes: dict[int, CommunityNode] = {}
-    for community in session.scalars(select(Community).order_by(Community.slug)):
+    stmt = select(Community).order_by(Community.slug)
+    if caller is not None:
+        stmt = stmt.where(scope.community_clause(caller))
+    for community in session.scalars(stmt):
         members, total = counts.get(community.id, (0, 0))
         nodes[community.id] = CommunityNode(community, members, total)
     roots: list[CommunityNode] = []

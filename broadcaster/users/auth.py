@@ -27,7 +27,7 @@ from broadcaster.areas import scope
 from broadcaster.audit import service as audit
 from broadcaster.audit.service import Actor
 from broadcaster.db import utcnow
-from broadcaster.errors import InvalidInput, NotFound
+from broadcaster.errors import Forbidden, InvalidInput, NotFound
 from broadcaster.models import ApiToken, AuditEvent, Role, User
 
 ROLES = tuple(r.value for r in Role)
@@ -217,3 +217,171 @@ def sign_in_blocked(session: Session, name: str, source: str | None, now: dateti
         who = or_(who, AuditEvent.source == source)
     failures = audit.count_since(session, "login.failed", now - FAILED_LOGIN_WINDOW, who)
     return failures >= MAX_FAILED_LOGINS
+
+
+# -- who makes users, tokens and passwords ---------------------------------------------
+# The rules every door (API, command line) applies; each function checks the caller, acts
+# and writes its audit row in the caller's transaction. Nobody acts for someone else: a
+# token or a password is set by its own user (an account's first ones by whoever creates
+# it), and an admin added while another admin could object waits for a second admin.
+
+
+def admin_exists(session: Session) -> bool:
+    """Whether an active admin exists (else the first one is made without signing in)."""
+    stmt = select(User.id).where(User.role == Role.ADMIN.value, User.active.is_(True)).limit(1)
+    return session.scalar(stmt) is not None
+
+
+def _other_admins(session: Session, user_id: int | None) -> int:
+    stmt = select(User.id).where(
+        User.role == Role.ADMIN.value, User.active.is_(True), User.id != (user_id or 0)
+    )
+    return len(session.scalars(stmt).all())
+
+
+def add_user(
+    session: Session,
+    caller: Actor | None,
+    name: str,
+    *,
+    role: str,
+    password: str | None = None,
+    source: str | None = None,
+    organisation: str | None = None,
+    areas: Sequence[str] | None = None,
+) -> tuple[User, ApiToken, str]:
+    """A new user and their first token (shown once), audited as ``user.create``.
+
+    ``caller`` None (nobody signed in) makes only the first admin, while no active admin
+    exists: it is recorded under the new admin's own name, from ``source``. Otherwise the
+    caller is an admin. A new admin starts inactive, *pending*, while another active admin
+    exists who could confirm it (:func:`confirm_admin`): one stolen admin token cannot make
+    a second admin on its own."""
+    check_role(role)
+    if caller is None:
+        if admin_exists(session):
+            raise Forbidden("an admin exists: only an admin adds users")
+        if role != Role.ADMIN:
+            raise Forbidden("the first user is an admin (--role admin)")
+    elif not caller.is_admin:
+        raise Forbidden(f"only an admin adds users; you are {caller.role}")
+    pending = (
+        caller is not None and role == Role.ADMIN and _other_admins(session, caller.user_id) > 0
+    )
+    if areas is not None and role == Role.ADMIN:
+        raise InvalidInput("an admin works over every area; give no areas", field="areas")
+    user = create_user(
+        session, name, role=role, password=password, organisation=organisation, areas=areas
+    )
+    user.active = not pending
+    row, token = issue_token(session, user)
+    who = caller or Actor(user_id=user.id, name=user.name, role=user.role, source=source)
+    detail: dict[str, object] = {
+        "name": user.name,
+        "role": role,
+        "token_id": row.id,
+        "organisation": organisation,
+        "areas": list(areas) if areas is not None else "national",
+    }
+    if pending:
+        detail["pending"] = True
+    if caller is None:
+        detail["first_admin"] = True
+    who.record(session, "user.create", "user", user.id, **detail)
+    session.flush()
+    return user, row, token
+
+
+def set_user_areas(session: Session, caller: Actor, name: str, areas: Sequence[str] | None) -> User:
+    """An admin gives ``name`` these areas (None: national), audited as ``user.areas``."""
+    if not caller.is_admin:
+        raise Forbidden(f"only an admin changes someone's areas; you are {caller.role}")
+    user = get_user(session, name)
+    if areas is not None and user.role == Role.ADMIN:
+        raise InvalidInput("an admin works over every area; give no areas", field="areas")
+    scope.set_areas(session, user, areas)
+    caller.record(
+        session,
+        "user.areas",
+        "user",
+        user.id,
+        areas=list(areas) if areas is not None else "national",
+    )
+    return user
+
+
+# The audit actions that change whether a user is active, newest deciding.
+_LIFECYCLE = ("user.create", "user.confirm", "user.deactivate")
+
+
+def pending_proposer(session: Session, user: User) -> int | None:
+    """The admin who proposed ``user`` as an admin still waiting for confirmation, or None
+    when ``user`` is not pending (the audit log is where a pending admin is told apart
+    from a deactivated one)."""
+    if user.active or user.role != Role.ADMIN:
+        return None
+    latest = session.scalars(
+        select(AuditEvent)
+        .where(
+            AuditEvent.object_type == "user",
+            AuditEvent.object_id == str(user.id),
+            AuditEvent.action.in_(_LIFECYCLE),
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None or latest.action != "user.create" or not (latest.detail or {}).get("pending"):
+        return None
+    return latest.user_id
+
+
+def confirm_admin(session: Session, caller: Actor, name: str) -> User:
+    """Activate a pending admin, as a second admin (not the one who proposed them)."""
+    if not caller.is_admin:
+        raise Forbidden(f"only an admin confirms an admin; you are {caller.role}")
+    user = get_user(session, name)
+    if pending_proposer(session, user) is None:
+        raise InvalidInput(f"{name} is not an admin waiting for confirmation", field="name")
+    if pending_proposer(session, user) == caller.user_id:
+        raise Forbidden(f"you proposed {name}: a second admin confirms them")
+    user.active = True
+    caller.record(session, "user.confirm", "user", user.id, name=user.name)
+    session.flush()
+    return user
+
+
+def issue_own_token(
+    session: Session, caller: Actor, name: str | None = None
+) -> tuple[ApiToken, str]:
+    """A new token for the caller themselves (``name``, when given, must be theirs): nobody,
+    not even an admin, makes a token to act as someone else."""
+    if name is not None and name != caller.name:
+        raise Forbidden("a token is made by its own user only (an admin may revoke theirs)")
+    if caller.user_id is None:
+        raise Forbidden("a token is made by a signed-in user")
+    user = session.get(User, caller.user_id)
+    if user is None or not user.active:
+        raise NotFound(f"user {caller.name!r} does not exist or is not active")
+    row, token = issue_token(session, user)
+    caller.record(session, "token.create", "user", user.id, token_id=row.id)
+    return row, token
+
+
+def check_password_setter(caller: Actor, user: User) -> None:
+    """Whether ``caller`` may set ``user``'s dashboard password: their own, or, by an admin,
+    the first one of an account that has none (a later one would let the admin sign in as
+    them)."""
+    if user.id != caller.user_id:
+        if not caller.is_admin:
+            raise Forbidden("a password is set by its own user")
+        if user.password_hash:
+            raise Forbidden(f"{user.name} has a password: only {user.name} changes it")
+
+
+def change_password(session: Session, caller: Actor, name: str, password: str) -> User:
+    """Set ``name``'s dashboard password, as :func:`check_password_setter` allows."""
+    user = get_user(session, name)
+    check_password_setter(caller, user)
+    set_password(session, user, password)
+    caller.record(session, "user.password", "user", user.id)
+    return user

@@ -15,6 +15,7 @@ from broadcaster.db import session_scope
 from broadcaster.models import Role
 from broadcaster.runtime import Runtime
 from broadcaster.users import auth
+from broadcaster.users import roles as rules
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `riskcast users token`.")
 
@@ -57,20 +58,18 @@ def current_caller(
 def require(*roles: Role) -> Callable[..., Actor]:
     """A dependency admitting callers with one of ``roles`` (admins always): 401 without a
     valid token, 403 with another role."""
-    allowed = frozenset(r.value for r in roles) | {Role.ADMIN.value}
+    allowed = rules.admitted(roles)
 
     def dependency(caller: Annotated[Actor, Depends(current_caller)]) -> Actor:
-        if caller.role not in allowed:
-            raise HTTPException(
-                403, f"this needs the role {' or '.join(sorted(allowed))}; you are {caller.role}"
-            )
+        if not rules.admits(caller.role, allowed):
+            raise HTTPException(403, rules.refusal(caller.role, allowed))
         return caller
 
     dependency.allowed_roles = allowed  # type: ignore[attr-defined]  # read by the route tests
     return dependency
 
 
-ANYONE = (Role.OFFICIAL, Role.OPERATOR)
+ANYONE = rules.ANYONE
 Official = Annotated[Actor, Depends(require(Role.OFFICIAL))]
 Operator = Annotated[Actor, Depends(require(Role.OPERATOR))]
 Anyone = Annotated[Actor, Depends(require(*ANYONE))]

@@ -156,3 +156,46 @@ def test_the_route_list_is_the_whole_api(app: FastAPI) -> None:
         for p in [r.path]
     }  # type: ignore[attr-defined]
     assert documented == listed
+
+
+def test_a_token_is_made_by_its_own_user_only(
+    client: TestClient, people: dict[str, Person]
+) -> None:
+    for who in people.values():  # nobody, not even an admin, makes another person's token
+        other = "omar" if who.name != "omar" else "olivia"
+        response = client.post(f"/api/v1/users/{other}/tokens", headers=who.headers)
+        assert response.status_code == 403, (who.name, response.text)
+        assert "own user" in response.json()["error"]
+    mine = client.post("/api/v1/users/olivia/tokens", headers=people["official"].headers)
+    assert mine.status_code == 201 and mine.json()["user"]["name"] == "olivia"
+    fresh = {"Authorization": f"Bearer {mine.json()['token']}"}
+    assert client.get("/api/v1/communities", headers=fresh).status_code == 200
+    me = client.post("/api/v1/users/me/tokens", headers=people["operator"].headers)
+    assert me.status_code == 201 and me.json()["user"]["name"] == "otto"
+
+
+def test_a_new_admin_needs_a_second_admin(
+    client: TestClient, session: Session, people: dict[str, Person]
+) -> None:
+    ada = people["admin"].headers
+    bea = person(session, "bea", "admin").headers
+    made = client.post("/api/v1/users", json={"name": "cid", "role": "admin"}, headers=ada)
+    assert made.status_code == 201, made.text
+    assert made.json()["pending"] is True and made.json()["user"]["active"] is False
+    cid = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert client.get("/api/v1/users", headers=cid).status_code == 401
+
+    own = client.post("/api/v1/users/cid/confirm", headers=ada)
+    assert own.status_code == 403 and "second admin" in own.json()["error"]
+    assert (
+        client.post("/api/v1/users/cid/confirm", headers=people["official"].headers).status_code
+        == 403
+    )
+    confirmed = client.post("/api/v1/users/cid/confirm", headers=bea)
+    assert confirmed.status_code == 200 and confirmed.json()["active"] is True
+    assert client.get("/api/v1/users", headers=cid).status_code == 200
+    again = client.post("/api/v1/users/cid/confirm", headers=bea)
+    assert again.status_code == 422 and again.json()["field"] == "name"
+
+    official = client.post("/api/v1/users", json={"name": "nina", "role": "official"}, headers=ada)
+    assert official.json()["pending"] is False and official.json()["user"]["active"] is True

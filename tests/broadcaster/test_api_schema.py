@@ -153,6 +153,11 @@ def seed(runtime: Runtime) -> dict[str, list[object]]:
         thai = factories.contact(session, factories.thai_number(301), community_slugs=("laos",))
         key = factories.template(session)
         auth.create_user(session, ADMIN, role="admin")
+        proposer = auth.create_user(session, "schema-proposer", role="admin")
+        # an admin another admin proposed, waiting for a second admin (the schema admin)
+        auth.add_user(
+            session, auth.actor_for(session, proposer, "test"), "schema-pending", role="admin"
+        )
         author = auth.create_user(session, "schema-official", role="official")
         second = auth.create_user(session, "schema-second", role="official")
         decoy, _ = auth.issue_token(session, second)
@@ -185,7 +190,7 @@ def seed(runtime: Runtime) -> dict[str, list[object]]:
         return {
             "campaign_id": [draft.id, sending.id],
             "key": [key, "nul\x00"],
-            "name": ["schema-official", "nul\x00"],
+            "name": ["schema-official", "schema-pending", "me", "nul\x00"],
             "message_id": [reply.id],
             "token_id": [decoy.id],
         }

@@ -28,7 +28,7 @@ from broadcaster.templates import service as templates
 from broadcaster.users import auth
 from tests import factories
 from tests.broadcaster.apiclient import Person, TestClient, app, client, people  # noqa: F401
-from tests.broadcaster.clitools import Run, cli_on_sqlite, ok
+from tests.broadcaster.clitools import Run, audit_events, cli_on_sqlite, ok, sign_in
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cap"
 ICT = timezone(timedelta(hours=7))
@@ -328,13 +328,15 @@ class _Serve(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_cli_map_and_import_from_a_file_and_a_url(cli: Run, tmp_path: Path) -> None:
+def test_cli_map_and_import_from_a_file_and_a_url(
+    cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def run(*args: str) -> str:
         return ok(cli(*args)).output
 
     with get_runtime().session() as session:
         provinces(session, mapped=False)
-        auth.create_user(session, "noy", role="official")
+    sign_in(monkeypatch, "noy")  # an official: the drafts are hers
     missing = cli("cap", "import", str(DATA / "health_multilang.xml"))
     assert missing.exit_code == 1
     assert "map to no community" in missing.output
@@ -352,10 +354,13 @@ def test_cli_map_and_import_from_a_file_and_a_url(cli: Run, tmp_path: Path) -> N
     assert both.exit_code == 1 and "one of --geocode" in both.output
     assert "ISO3166-2=LA-BK" in run("cap", "mappings")
 
-    output = run("cap", "import", str(DATA / "health_multilang.xml"), "--by", "noy")
+    output = run("cap", "import", str(DATA / "health_multilang.xml"))
     assert "draft campaign 1 (urgent; en, lo, th; communities bokeo, namtha" in output
-    assert "riskcast campaigns approve 1 --by NAME" in output
+    assert "a second official approves it: riskcast campaigns approve 1\n" in output
     assert output.strip().splitlines()[-1] == "1"
+    with get_runtime().session() as session:
+        assert campaigns.get(session, 1).created_by == auth.get_user(session, "noy").id
+    assert {e.actor for e in audit_events("cap.import")} == {"noy"}
 
     _Serve.body = sample("health_update.xml")
     server = http.server.HTTPServer(("127.0.0.1", 0), _Serve)

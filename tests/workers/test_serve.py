@@ -32,12 +32,18 @@ def clean_env() -> dict[str, str]:
 
 
 def riskcast(
-    cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+    cwd: Path,
+    *args: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """``riskcast ARGS`` in ``cwd``, with its login file under ``cwd`` (not the tester's)."""
     result = subprocess.run(
         [sys.executable, "-m", "workers.cli", *args],
         cwd=cwd,
-        env={**clean_env(), **(env or {})},
+        env={**clean_env(), "XDG_CONFIG_HOME": str(cwd / "config"), **(env or {})},
+        input=input,
         capture_output=True,
         text=True,
         timeout=120,
@@ -76,6 +82,10 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 def test_serve_then_the_cli_tour_delivers(served: tuple[Path, str]) -> None:
     cwd, banner = served
     assert "riskcast.db" in banner  # says where the data is
+    created = riskcast(cwd, "users", "create", "ada", "--role", "admin")
+    token = created.stdout.strip().splitlines()[-1]
+    login = riskcast(cwd, "login", "--token-stdin", input=f"{token}\n")
+    assert "signed in as ada (admin)" in login.stdout
     riskcast(
         cwd,
         "communities",
@@ -143,7 +153,7 @@ def test_serve_reports_its_worker_alive(served: tuple[Path, str]) -> None:
     cwd, banner = served
     match = re.search(r"http://127\.0\.0\.1:\d+", banner)
     assert match, banner
-    token = riskcast(cwd, "users", "create", "otto", "--role", "operator").stdout.split()[-1]
+    token = riskcast(cwd, "users", "create", "ada", "--role", "admin").stdout.split()[-1]
 
     def alive() -> dict[str, object] | None:
         response = httpx.get(

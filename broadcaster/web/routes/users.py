@@ -1,19 +1,23 @@
-"""/api/v1/users and tokens (admins only). A token is shown once, in the answer that made it.
-Admins also require two-factor codes of a user, or reset a user's enrolment (a lost phone)."""
+"""/api/v1/users and tokens. Admins manage users; everyone makes their own tokens (nobody
+another's); a new admin waits for a second admin's confirmation. A token is shown once, in
+the answer that made it. Admins also require two-factor codes of a user, or reset a user's
+enrolment (a lost phone)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from broadcaster.models import User
+from broadcaster.areas import scope
+from broadcaster.errors import Forbidden
+from broadcaster.models import Organisation, User
 from broadcaster.users import auth, totp
 from broadcaster.web.common import ERRORS, Id
-from broadcaster.web.deps import Admin, Db
+from broadcaster.web.deps import Admin, Anyone, Db
 
 router = APIRouter(prefix="/api/v1", tags=["users"], responses=ERRORS)
 
@@ -24,6 +28,39 @@ class UserIn(BaseModel):
     password: str | None = Field(
         default=None, min_length=auth.MIN_PASSWORD, max_length=200, description="for the dashboard"
     )
+    organisation: str | None = Field(
+        default=None, max_length=64, description="its slug; the default organisation if unset"
+    )
+    areas: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None,
+        max_length=100,
+        description="community slugs the user works over (with everything below them); "
+        "unset: national",
+    )
+
+
+class AreasIn(BaseModel):
+    areas: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None, max_length=100, description="community slugs; null: national"
+    )
+
+
+class AreasOut(BaseModel):
+    name: str
+    organisation: str | None
+    national: bool
+    areas: list[str]
+
+
+class OrganisationIn(BaseModel):
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    name: str = Field(min_length=1, max_length=200)
+
+
+class OrganisationOut(BaseModel):
+    id: int
+    slug: str
+    name: str
 
 
 class UserOut(BaseModel):
@@ -45,6 +82,9 @@ class NewToken(BaseModel):
     user: UserOut
     token_id: int
     token: str = Field(description="shown once: store it now, riskcast keeps only its hash")
+    pending: bool = Field(
+        default=False, description="a new admin, inactive until a second admin confirms them"
+    )
 
 
 class TokenOut(BaseModel):
@@ -67,9 +107,8 @@ def _out(u: User) -> UserOut:
     )
 
 
-def _token(session: Session, user: User) -> NewToken:
-    row, token = auth.issue_token(session, user)
-    return NewToken(user=_out(user), token_id=row.id, token=token)
+def forbidden(exc: Forbidden) -> HTTPException:
+    return HTTPException(403, str(exc))
 
 
 @router.get("/users")
@@ -79,17 +118,42 @@ def list_users(_caller: Admin, session: Db) -> list[UserOut]:
 
 @router.post("/users", status_code=201)
 def create_user(body: UserIn, caller: Admin, session: Db) -> NewToken:
-    user = auth.create_user(session, body.name, role=body.role, password=body.password)
-    caller.record(session, "user.create", "user", user.id, name=user.name, role=user.role)
-    return _token(session, user)
+    """A user and their first token. A new admin is inactive (``pending``) while another
+    admin exists who can confirm them (``POST /users/{name}/confirm``)."""
+    try:
+        user, row, token = auth.add_user(
+            session,
+            caller,
+            body.name,
+            role=body.role,
+            password=body.password,
+            organisation=body.organisation,
+            areas=body.areas,
+        )
+    except Forbidden as exc:
+        raise forbidden(exc) from exc
+    return NewToken(user=_out(user), token_id=row.id, token=token, pending=not user.active)
 
 
 @router.post("/users/{name}/tokens", status_code=201)
-def new_token(name: str, caller: Admin, session: Db) -> NewToken:
-    user = auth.get_user(session, name)
-    new = _token(session, user)
-    caller.record(session, "token.create", "user", user.id, token_id=new.token_id)
-    return new
+def new_token(name: str, caller: Anyone, session: Db) -> NewToken:
+    """A new token for yourself (``name`` is yours, or ``me``): nobody, not even an admin,
+    makes a token for someone else (403)."""
+    try:
+        row, token = auth.issue_own_token(session, caller, caller.name if name == "me" else name)
+    except Forbidden as exc:
+        raise forbidden(exc) from exc
+    user = auth.get_user(session, caller.name)
+    return NewToken(user=_out(user), token_id=row.id, token=token)
+
+
+@router.post("/users/{name}/confirm")
+def confirm_admin(name: str, caller: Admin, session: Db) -> UserOut:
+    """Activate an admin created by another admin: a new admin needs two."""
+    try:
+        return _out(auth.confirm_admin(session, caller, name))
+    except Forbidden as exc:
+        raise forbidden(exc) from exc
 
 
 @router.get("/users/{name}/tokens")
@@ -128,6 +192,44 @@ def reset_two_factor(name: str, caller: Admin, session: Db) -> UserOut:
     totp.reset(session, user)
     caller.record(session, "user.two_factor.reset", "user", user.id)
     return _out(user)
+
+
+def _areas_out(session: Session, user: User) -> AreasOut:
+    org = session.get(Organisation, user.organisation_id) if user.organisation_id else None
+    return AreasOut(
+        name=user.name,
+        organisation=org.slug if org else None,
+        national=user.national,
+        areas=scope.area_slugs(session, user),
+    )
+
+
+@router.get("/users/{name}/areas")
+def user_areas(name: str, _caller: Admin, session: Db) -> AreasOut:
+    """The user's organisation and the communities they work over."""
+    return _areas_out(session, auth.get_user(session, name))
+
+
+@router.put("/users/{name}/areas")
+def set_user_areas(name: str, body: AreasIn, caller: Admin, session: Db) -> AreasOut:
+    """Give the user these areas (each a community and everything below it), or none
+    (``null``: national)."""
+    return _areas_out(session, auth.set_user_areas(session, caller, name, body.areas))
+
+
+@router.get("/organisations")
+def list_organisations(_caller: Admin, session: Db) -> list[OrganisationOut]:
+    return [
+        OrganisationOut(id=o.id, slug=o.slug, name=o.name)
+        for o in scope.list_organisations(session)
+    ]
+
+
+@router.post("/organisations", status_code=201)
+def add_organisation(body: OrganisationIn, caller: Admin, session: Db) -> OrganisationOut:
+    org = scope.add_organisation(session, body.slug, body.name)
+    caller.record(session, "organisation.create", "organisation", org.id, slug=org.slug)
+    return OrganisationOut(id=org.id, slug=org.slug, name=org.name)
 
 
 @router.post("/tokens/{token_id}/revoke")
