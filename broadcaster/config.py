@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     # None keeps contacts until they are erased one by one.
     retention_days: int | None = Field(default=None, ge=1)
     retention_interval: float = Field(default=3600.0, gt=0)
+    # Largest request body, in bytes, of an API call (JSON), and of a contacts CSV upload
+    # (streamed to a temporary file, never held in memory). A larger body gets 413, refused
+    # unread when its Content-Length says so, cut off at the limit when it does not.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_import_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
 
     @field_validator("default_region")
     @classmethod

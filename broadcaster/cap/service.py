@@ -49,6 +49,7 @@ from broadcaster.models import Campaign, CampaignState, Community, Priority, Tem
 from broadcaster.templates import service as templates
 from messages import CONTACT_VARIABLES, TemplateError, render
 from messages.cap import (
+    MAX_LISTED,
     Alert,
     Area,
     CapError,
@@ -57,6 +58,7 @@ from messages.cap import (
     Reference,
     ValuePair,
     atom_feed,
+    listed,
     parse_alert,
     split_body,
     to_template,
@@ -221,9 +223,8 @@ def resolve_areas(session: Session, alert: Alert) -> list[str]:
             field="alert/info/area",
         )
     if unknown:
-        listing = "\n".join(f"  {u}" for u in unknown)
         raise InvalidInput(
-            f"{len(unknown)} area(s) map to no community:\n{listing}\n"
+            f"{len(unknown):,} area(s) map to no community:\n{listed(unknown)}\n"
             "map each one by geocode or by name, then import again, e.g.\n"
             "  riskcast cap map --geocode ISO3166-2=LA-BK --community bokeo\n"
             "  riskcast cap map --name 'Bokeo province' --community bokeo",
@@ -343,6 +344,14 @@ def _check_references(
             )
 
 
+def _never_imported(missing: Sequence[str]) -> list[str]:
+    """A warning per referenced alert riskcast does not hold (the first MAX_LISTED)."""
+    warnings = [f"referenced alert {m} was never imported" for m in missing[:MAX_LISTED]]
+    if len(missing) > MAX_LISTED:
+        warnings.append(f"... and {len(missing) - MAX_LISTED:,} more never imported")
+    return warnings
+
+
 def import_alert(
     session: Session, xml: bytes, *, caller: Actor, now: datetime | None = None
 ) -> CapImport:
@@ -371,17 +380,16 @@ def import_alert(
     if alert.msg_type == "Cancel":
         if not referenced:
             raise InvalidInput(
-                f"none of the referenced alerts was imported into riskcast "
-                f"({', '.join(missing)}); nothing to cancel",
+                f"none of the referenced alerts was imported into riskcast:\n"
+                f"{listed(missing)}\nnothing to cancel",
                 field="alert/references",
             )
-        result.warnings += [f"referenced alert {m} was never imported" for m in missing]
+        result.warnings += _never_imported(missing)
         _cancel(session, result, referenced)
         _store(session, alert, xml, None, user)
         return result
 
-    if missing:
-        result.warnings += [f"referenced alert {m} was never imported" for m in missing]
+    result.warnings += _never_imported(missing)
     spec, warnings = to_template(alert)
     result.warnings += warnings
     expires = alert.expires

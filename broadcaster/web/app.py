@@ -2,8 +2,10 @@
 Twilio webhooks and /healthz.
 
 Every error is JSON ``{"error": ..., "field": ...}``: 422 for bad input (naming the field),
-409 for a move the state machine refuses, 404, 401 and 403; a database that is down is a
-503 with ``Retry-After``. The dashboard's own 403 and 404 are pages with a way back.
+409 for a move the state machine refuses, 404, 401 and 403, 413 for a body over its
+route's limit; a database that is down is a 503 with ``Retry-After``. The caller is known
+before any body is read (:mod:`broadcaster.web.gate`). The dashboard's own 403 and 404 are
+pages with a way back.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from broadcaster.errors import Forbidden, IllegalState, InvalidInput, NotFound, 
 from broadcaster.runtime import Runtime
 from broadcaster.web.common import MAX_ID
 from broadcaster.web.deps import Db
+from broadcaster.web.gate import BodyGate
 from broadcaster.web.routes import (
     audit,
     campaigns,
@@ -43,6 +46,7 @@ log = logging.getLogger(__name__)
 API_ROUTERS = (
     communities.router,
     contacts.router,
+    contacts.import_router,
     templates.router,
     campaigns.router,
     queue.router,
@@ -82,11 +86,20 @@ def create_app(runtime: Runtime) -> FastAPI:
         "`Authorization: Bearer <token>` (`riskcast users token NAME`).",
     )
     app.state.runtime = runtime
+    limits = runtime.settings
+    # Every body read is bounded (FastAPI's max_body_size): an API call's JSON and the
+    # contacts upload here, a CAP alert, Twilio's forms and the dashboard's where they are.
     app.include_router(webhooks.router)
     for router in API_ROUTERS:
-        app.include_router(router)
+        most = (
+            limits.max_import_bytes if router is contacts.import_router else limits.max_body_bytes
+        )
+        app.include_router(router, max_body_size=most)
     app.include_router(metrics_router)
     app.include_router(cap.public_router)
+    # Before the dashboard's session middleware is added, so inside it: the gate reads the
+    # session the cookie carries.
+    app.add_middleware(BodyGate)
     dashboard.install(app, runtime)
 
     @app.exception_handler(InvalidInput)

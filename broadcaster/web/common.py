@@ -27,6 +27,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "The token's user does not have the role."},
     404: {"model": ErrorOut, "description": "No such object."},
     409: {"model": ErrorOut, "description": "The state machine does not allow this move."},
+    413: {"model": ErrorOut, "description": "The request body is over the route's limit."},
     422: {"model": ErrorOut, "description": "Bad input; `field` names it."},
 }
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.audit.service import Actor
 from broadcaster.db import session_scope
-from broadcaster.models import Role
+from broadcaster.models import Role, User
 from broadcaster.runtime import Runtime
 from broadcaster.users import auth
 from broadcaster.users import roles as rules
@@ -42,16 +42,30 @@ def client_ip(request: Request) -> str | None:
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def current_caller(
-    request: Request,
-    session: Annotated[Session, Depends(db_session, scope="function")],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Actor:
+def token_user(session: Session, credentials: HTTPAuthorizationCredentials | None) -> User:
+    """The user whose valid token ``credentials`` carry; 401 otherwise."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing Authorization: Bearer <token>", headers=UNAUTHORIZED)
     user = auth.user_for_token(session, credentials.credentials)
     if user is None:
         raise HTTPException(401, "invalid or revoked token", headers=UNAUTHORIZED)
+    return user
+
+
+def check_token(rt: Runtime, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """:func:`token_user` in a session of its own, closed without a commit: the look taken
+    before a request's body is read (:mod:`broadcaster.web.gate`). The route's own
+    :func:`current_caller` then takes the caller and records the token's use."""
+    with rt.sessions() as session:
+        token_user(session, credentials)
+
+
+def current_caller(
+    request: Request,
+    session: Annotated[Session, Depends(db_session, scope="function")],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    user = token_user(session, credentials)
     return auth.actor_for(session, user, client_ip(request))
 
 

@@ -16,6 +16,7 @@ from messages.cap.fitting import BUDGET, ELLIPSIS, fit
 from messages.cap.model import (
     CAP_NS,
     DEFAULT_LANGUAGE,
+    MAX_LISTED,
     MEDIA_TYPE,
     URGENT_SEVERITIES,
     URGENT_URGENCIES,
@@ -26,6 +27,7 @@ from messages.cap.model import (
     Reference,
     ValuePair,
     format_datetime,
+    listed,
 )
 from messages.cap.parse import MAX_BYTES, MAX_ID_LENGTH, parse_alert
 from messages.cap.template import (
@@ -50,6 +52,7 @@ __all__ = [
     "ELLIPSIS",
     "MAX_BYTES",
     "MAX_ID_LENGTH",
+    "MAX_LISTED",
     "MEDIA_TYPE",
     "URGENT_SEVERITIES",
     "URGENT_URGENCIES",
@@ -66,6 +69,7 @@ __all__ = [
     "escape_body",
     "fit",
     "format_datetime",
+    "listed",
     "parse_alert",
     "preferred",
     "split_body",

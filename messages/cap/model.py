@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -22,7 +22,8 @@ DATETIME_REASON: Final = (
 class CapError(ValueError):
     """A CAP document riskcast cannot take, naming the element (``path``) and the reason.
 
-    ``errors`` holds every problem when there were several; ``str()`` lists them all.
+    ``errors`` holds every problem when there were several; ``str()`` lists the first
+    :data:`MAX_LISTED` of them and counts the rest.
     """
 
     def __init__(
@@ -32,6 +33,19 @@ class CapError(ValueError):
         self.path = path
         self.errors: tuple[CapError, ...] = tuple(errors)
         super().__init__(f"{path}: {reason}" if path else reason)
+
+
+MAX_LISTED: Final = 20
+"""Most problems (or areas, or references) an error lists; the rest are counted, so an
+answer stays small whatever the document holds."""
+
+
+def listed(items: Sequence[object], limit: int = MAX_LISTED) -> str:
+    """``items`` one per indented line, at most ``limit`` of them, then how many more."""
+    lines = [f"  {item}" for item in items[:limit]]
+    if len(items) > limit:
+        lines.append(f"  ... and {len(items) - limit:,} more")
+    return "\n".join(lines)
 
 
 def local(tag: str) -> tuple[str | None, str]:

@@ -16,9 +16,9 @@
 
 Every problem is reported with the path of the element, e.g.
 ``alert/info[2]/urgency: 'Soon' is not one of Immediate, Expected, Future, Past, Unknown``;
-all of a step's problems at once. ``<resource>`` elements are validated but not kept: an
-SMS carries no attachments. Empty ``<polygon/>`` and ``<circle/>`` (which some feeds
-write for "none") are dropped.
+all of a step's problems at once (the first twenty listed, the rest counted). ``<resource>``
+elements are validated but not kept: an SMS carries no attachments. Empty ``<polygon/>``
+and ``<circle/>`` (which some feeds write for "none") are dropped.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from messages.cap.model import (
     Info,
     Reference,
     ValuePair,
+    listed,
     local,
 )
 from messages.cap.upgrade import CAP11_NS, from_cap11
@@ -306,8 +307,9 @@ def _raise(problems: Sequence[CapError]) -> None:
     if len(problems) == 1:
         raise problems[0]
     if problems:
-        listing = "\n".join(f"  {p}" for p in problems)
-        raise CapError(f"{len(problems)} problems in the CAP alert:\n{listing}", errors=problems)
+        raise CapError(
+            f"{len(problems):,} problems in the CAP alert:\n{listed(problems)}", errors=problems
+        )
 
 
 def parse_alert(data: bytes | str) -> Alert:

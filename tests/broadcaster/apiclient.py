@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.users import auth
 
@@ -41,6 +41,11 @@ class Person:
 
 def make_app(session: Session, **settings: object) -> FastAPI:
     runtime = Runtime(load_settings(database_url="sqlite://", **settings))
+    # What the app opens on its own (the token look before a body is read) runs on the
+    # test's connection too, in savepoints of its outer transaction.
+    runtime.sessions = sessionmaker(
+        bind=session.connection(), join_transaction_mode="create_savepoint"
+    )
     app = create_app(runtime)
 
     def shared_session() -> Iterator[Session]:

@@ -25,6 +25,9 @@ from broadcaster.web.common import ERRORS, phone_for
 from broadcaster.web.deps import Actor, Anyone, Db, Official, Rt
 
 router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"], responses=ERRORS)
+# The CSV upload, under its own body limit (RISKCAST_MAX_IMPORT_BYTES, set where the app
+# includes it); the multipart parser spools the file to disk past 1 MB.
+import_router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"], responses=ERRORS)
 
 
 class ContactOut(BaseModel):
@@ -126,13 +129,14 @@ answers every rejected row as CSV (``line,column,reason,phone``, numbers masked)
 counts in ``X-Riskcast-*`` headers."""
 
 
-@router.post(
+@import_router.post(
     "/import",
     description=IMPORT_DOC,
     response_model=ImportOut,
     responses={
         **ERRORS,
         200: {"content": {"text/csv": {}}, "description": "The counts (or the rejected rows)."},
+        413: {**ERRORS[413], "description": "The file is over RISKCAST_MAX_IMPORT_BYTES."},
     },
 )
 def import_contacts(

@@ -61,6 +61,9 @@ router = APIRouter(prefix="/dashboard", include_in_schema=False)
 SESSION_HOURS = 8
 # How long the code may wait after the password was right.
 CODE_WAIT = timedelta(minutes=5)
+# The largest form a page posts (the compose form is the biggest, a few KB); the session
+# is checked before any form is read (broadcaster.web.gate).
+FORM_BYTES = 64 * 1024
 OFFICIAL = frozenset({Role.OFFICIAL.value, Role.ADMIN.value})
 OPERATOR = frozenset({Role.OPERATOR.value, Role.ADMIN.value})
 ADMIN = frozenset({Role.ADMIN.value})
@@ -716,14 +719,24 @@ def install(app: FastAPI, runtime: Runtime) -> None:
 
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
     app.add_api_route("/login", login_page, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/login", login, methods=["POST"], include_in_schema=False)
+    app.add_api_route(
+        "/login", login, methods=["POST"], include_in_schema=False, max_body_size=FORM_BYTES
+    )
     app.add_api_route("/login/code", code_page, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/login/code", login_code, methods=["POST"], include_in_schema=False)
-    app.add_api_route("/logout", logout, methods=["POST"], include_in_schema=False)
+    app.add_api_route(
+        "/login/code",
+        login_code,
+        methods=["POST"],
+        include_in_schema=False,
+        max_body_size=FORM_BYTES,
+    )
+    app.add_api_route(
+        "/logout", logout, methods=["POST"], include_in_schema=False, max_body_size=FORM_BYTES
+    )
     app.add_api_route(
         "/", lambda: RedirectResponse("/dashboard"), methods=["GET"], include_in_schema=False
     )
-    app.include_router(router)
+    app.include_router(router, max_body_size=FORM_BYTES)
 
     @app.exception_handler(LoginRequired)
     async def _login(_request: Request, _exc: LoginRequired) -> Response:

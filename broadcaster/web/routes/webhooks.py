@@ -30,7 +30,12 @@ from broadcaster.web.common import MAX_ID
 from broadcaster.web.deps import db_session, get_rt
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+# Twilio's webhook forms are a few hundred bytes (a 1,600-character body percent-encoded
+# is under 15 KB): a larger body is refused unread, or cut off at this limit, before any
+# signature is computed.
+MAX_FORM_BYTES = 64 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"], max_body_size=MAX_FORM_BYTES)
 
 INBOUND_PATH = "/webhooks/twilio/inbound"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -54,12 +59,11 @@ async def signed_form(request: Request, rt: Annotated[Runtime, Depends(get_rt)])
 
 
 async def verified_form(request: Request, rt: Runtime) -> dict[str, str]:
-    """:func:`signed_form` as a plain coroutine, for routes that take no dependencies."""
-    form = await request.form()
+    """:func:`signed_form` as a plain coroutine, for routes that take no dependencies.
+
+    What can be refused without the body is refused first; the body, bounded by the
+    router's ``max_body_size``, is then parsed once, and that form is what is checked."""
     signature = request.headers.get(SIGNATURE_HEADER, "")
-    url = rt.settings.public_url + request.url.path
-    if request.url.query:
-        url += "?" + request.url.query
     if request.headers.get(SHARED_KEY_HEADER):
         # Signed with a SharedKey secret riskcast does not hold: it cannot be checked.
         log.warning(
@@ -68,11 +72,19 @@ async def verified_form(request: Request, rt: Runtime) -> dict[str, str]:
             request.url.path,
         )
         raise HTTPException(status_code=403, detail="invalid Twilio signature")
-    if any(not isinstance(value, str) for _, value in form.multi_items()):
-        # Twilio posts url-encoded forms; an uploaded file is no Twilio webhook.
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not signature or content_type != FORM_TYPE:
+        # Twilio signs url-encoded forms; JSON or an uploaded file is no Twilio webhook.
+        log.warning(
+            "rejected a webhook on %s: no signature, or not a url-encoded form", request.url.path
+        )
         raise HTTPException(status_code=403, detail="invalid Twilio signature")
+    form = await request.form()
+    url = rt.settings.public_url + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
     # The form itself (a multi-dict) is what is validated, so a repeated field counts whole.
-    if not signature or not RequestValidator(rt.settings.auth_token).validate(url, form, signature):
+    if not RequestValidator(rt.settings.auth_token).validate(url, form, signature):
         log.warning("rejected a webhook with a bad or missing signature on %s", request.url.path)
         raise HTTPException(status_code=403, detail="invalid Twilio signature")
     return {k: v for k, v in form.items() if isinstance(v, str)}
