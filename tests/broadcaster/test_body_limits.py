@@ -366,7 +366,7 @@ def test_unmapped_areas_are_listed_twenty_at_most(session: Session) -> None:
     )
     document = alert_with_problems(0).replace(b"</alert>", info.encode() + b"</alert>")
     with pytest.raises(InvalidInput) as caught:
-        cap.import_alert(session, document, user=None)
+        cap.import_alert(session, document, caller=factories.SYSTEM)
     message = str(caught.value)
     assert message.startswith("area: 300 area(s) map to no community:\n  alert/info[1]/area[1] ")
     assert "  ... and 280 more\n" in message
