@@ -144,7 +144,7 @@ def seed(stack: Stack) -> None:
         auth.create_user(session, "boun", role="official", password=PASSWORD)
         auth.create_user(session, "otto", role="operator", password=PASSWORD)
         # A provincial official: works over Savannakhet only.
-        auth.create_user(session, "sam", role="official", password=PASSWORD, areas=["savannakhet"])
+        auth.create_user(session, "sid", role="official", password=PASSWORD, areas=["savannakhet"])
         auth.create_user(session, "ada", role="admin", password=PASSWORD)
 
 
@@ -219,16 +219,16 @@ def test_compose_approve_schedule_and_watch_in_chromium(browser: Any, stack: Sta
     boun.context.close()
 
     # -- a provincial official sees nothing of a campaign over the whole country ---------
-    sam = log_in(browser, stack, "sam")
-    assert "COVID testing week" not in sam.inner_text("main")
-    assert sam.locator("#awaiting").count() == 0
-    answer = sam.goto(f"{stack.api.url}/dashboard/campaigns/{campaign_id}")
+    sid = log_in(browser, stack, "sid")
+    assert "COVID testing week" not in sid.inner_text("main")
+    assert sid.locator("#awaiting").count() == 0
+    answer = sid.goto(f"{stack.api.url}/dashboard/campaigns/{campaign_id}")
     assert answer is not None and answer.status == 404
-    assert "does not exist" in sam.inner_text("main")
-    sam.click("main a[href='/dashboard']")  # the error page has a way back
-    sam.wait_for_url(re.compile(r"/dashboard$"))
-    shot(sam, "provincial-official")
-    sam.context.close()
+    assert "does not exist" in sid.inner_text("main")
+    sid.click("main a[href='/dashboard']")  # the error page has a way back
+    sid.wait_for_url(re.compile(r"/dashboard$"))
+    shot(sid, "provincial-official")
+    sid.context.close()
 
     # -- official A schedules it: a minute ago in Vientiane, so it is due at once -------
     anna.reload()
@@ -295,7 +295,7 @@ def test_compose_approve_schedule_and_watch_in_chromium(browser: Any, stack: Sta
             select(AuditEvent.action, AuditEvent.actor, AuditEvent.object_id, AuditEvent.source)
         ).all()
     done = {(action, actor) for action, actor, _, _ in rows}
-    for who in ("anna", "boun", "sam", "otto", "ada"):
+    for who in ("anna", "boun", "sid", "otto", "ada"):
         assert ("login", who) in done, rows
     about = {(a, who) for a, who, obj, _ in rows if str(obj) == str(campaign_id)}
     assert {
