@@ -185,6 +185,37 @@ def users_areas(
         console.print(f"{user.name} ({user.role}, {org.slug if org else '-'}): {where}")
 
 
+@app.command("two-factor")
+@friendly
+def users_two_factor(
+    name: str,
+    require: Annotated[
+        bool | None,
+        typer.Option(
+            "--require/--no-require", help="Require a code of NAME at dashboard sign-in, or not."
+        ),
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Forget NAME's authenticator (a lost phone).")
+    ] = False,
+) -> None:
+    """Show whether NAME signs in with a two-factor code; require it, or reset it."""
+    from broadcaster.users import auth, totp
+
+    caller = signed_in(ADMIN)
+    with unit_of_work() as session:
+        user = auth.get_user(session, name)
+        if require is not None:
+            totp.set_required(session, user, require)
+            caller.record(session, "user.two_factor.require", "user", user.id, required=require)
+        if reset:
+            totp.reset(session, user)
+            caller.record(session, "user.two_factor.reset", "user", user.id)
+        enrolled = "enrolled" if totp.enrolled(user) else "not enrolled"
+        required = "required" if user.totp_required else "not required"
+        console.print(f"{user.name}: two-factor {enrolled}, {required}")
+
+
 @app.command("confirm")
 @friendly
 def users_confirm(name: str) -> None:

@@ -18,7 +18,7 @@ from broadcaster.campaigns import service as campaigns
 from broadcaster.campaigns.fanout import fanout_page
 from broadcaster.config import get_settings
 from broadcaster.db import utcnow
-from broadcaster.models import Campaign, Contact, Delivery, InboundMessage
+from broadcaster.models import AuditEvent, Campaign, Contact, Delivery, InboundMessage
 from broadcaster.users import auth
 from tests import factories
 from tests.broadcaster.apiclient import Person, TestClient, make_app
@@ -367,3 +367,53 @@ def test_an_operator_lists_the_deliveries_in_doubt_of_their_areas_only(
         return {d["campaign_id"] for d in body["in_doubt_deliveries"]}
 
     assert listed(world.operator_bokeo) == {bokeo}
+
+
+def test_an_admin_gives_people_an_organisation_and_areas(
+    client: TestClient, world: World, session: Session
+) -> None:
+    admin = _person(session, "ada", "admin", org=None, areas=None)
+    session.commit()
+    org = client.post(
+        "/api/v1/organisations",
+        json={"slug": "iom", "name": "Migration agency"},
+        headers=admin.headers,
+    )
+    assert org.status_code == 201, org.text
+    made = client.post(
+        "/api/v1/users",
+        json={"name": "kham", "role": "operator", "organisation": "iom", "areas": ["savannakhet"]},
+        headers=admin.headers,
+    )
+    assert made.status_code == 201, made.text
+    areas = client.get("/api/v1/users/kham/areas", headers=admin.headers).json()
+    assert areas == {
+        "name": "kham",
+        "organisation": "iom",
+        "national": False,
+        "areas": ["savannakhet"],
+    }
+    kham = {"Authorization": f"Bearer {made.json()['token']}"}
+    slugs = {c["slug"] for c in client.get("/api/v1/communities", headers=kham).json()}
+    assert slugs == {"savannakhet", "kaysone"}
+
+    moved = client.put("/api/v1/users/kham/areas", json={"areas": ["bokeo"]}, headers=admin.headers)
+    assert moved.status_code == 200 and moved.json()["areas"] == ["bokeo"]
+    slugs = {c["slug"] for c in client.get("/api/v1/communities", headers=kham).json()}
+    assert slugs == {"bokeo", "houayxay"}  # at once: areas are read on every request
+    national = client.put("/api/v1/users/kham/areas", json={"areas": None}, headers=admin.headers)
+    assert national.json()["national"] is True
+
+    # Only an admin hands out areas; an admin has no areas; the communities must exist.
+    denied = client.put(
+        "/api/v1/users/boun/areas", json={"areas": None}, headers=world.bokeo.headers
+    )
+    assert denied.status_code == 403
+    bad = client.put("/api/v1/users/ada/areas", json={"areas": ["bokeo"]}, headers=admin.headers)
+    assert bad.status_code == 422
+    missing = client.put(
+        "/api/v1/users/kham/areas", json={"areas": ["atlantis"]}, headers=admin.headers
+    )
+    assert missing.status_code == 422 and "atlantis" in missing.json()["error"]
+    audit = session.scalars(select(AuditEvent.action).where(AuditEvent.actor == "ada")).all()
+    assert {"organisation.create", "user.create", "user.areas"} <= set(audit)

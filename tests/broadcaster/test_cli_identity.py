@@ -408,3 +408,19 @@ def test_a_new_admin_needs_a_second_admin(cli: Run, monkeypatch: pytest.MonkeyPa
         admin.record(session, "user.deactivate", "user", auth.get_user(session, "cid").id)
     monkeypatch.setenv("RISKCAST_TOKEN", bea)
     refused(cli("users", "confirm", "cid"), "not an admin waiting")
+
+
+def test_an_admin_requires_and_resets_two_factor_codes(
+    cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token_for("noy", "official")
+    assert (
+        "noy: two-factor not enrolled, not required" in ok(cli("users", "two-factor", "noy")).stdout
+    )
+    shown = ok(cli("users", "two-factor", "noy", "--require")).stdout
+    assert "not enrolled, required" in shown
+    assert [e.detail for e in audit_events("user.two_factor.require")] == [{"required": True}]
+    ok(cli("users", "two-factor", "noy", "--reset"))
+    assert len(audit_events("user.two_factor.reset")) == 1
+    sign_in(monkeypatch, "noy", "official")
+    refused(cli("users", "two-factor", "noy", "--no-require"), "admin")
