@@ -10,8 +10,10 @@ import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcaster.models import AuditEvent
+from broadcaster.campaigns import actions
+from broadcaster.models import AuditEvent, InboundMessage
 from broadcaster.phones import mask_phone
+from broadcaster.users import auth
 from tests import factories
 from tests.broadcaster.apiclient import PASSWORD, TestClient, app, make_app, person  # noqa: F401
 
@@ -220,3 +222,46 @@ def test_the_session_cookie_is_https_only_when_the_service_is(session: Session) 
     with TestClient(app, base_url="https://testserver") as client:
         page = client.get("/login")
         assert "secure" in page.headers["set-cookie"].lower()
+
+
+def test_a_provincial_official_sees_their_province_only(app: object, session: Session) -> None:
+    factories.community(session, "laos", country="LA", language="lo")
+    factories.community(session, "bokeo", parent="laos")
+    factories.community(session, "savannakhet", parent="laos")
+    bokeo_person = factories.contact(session, factories.lao_number(901), community_slugs=("bokeo",))
+    factories.template(session)
+    for name, area in (("boun", "bokeo"), ("sid", "savannakhet")):
+        auth.create_user(session, name, role="official", password=PASSWORD, areas=[area])
+    boun = auth.actor_for(session, auth.get_user(session, "boun"), "test")
+    campaign = actions.create(
+        session,
+        boun,
+        name="Bokeo clinic hours",
+        template_key="covid-test",
+        community_slugs=["bokeo"],
+    )
+    session.add(
+        InboundMessage(
+            provider_sid="SMbokeo",
+            contact_id=bokeo_person.id,
+            from_phone=bokeo_person.phone,
+            to_phone="+15005550006",
+            body="when is the clinic open",
+        )
+    )
+    session.commit()
+
+    with TestClient(app) as sid:
+        login(sid, "sid")
+        assert "Bokeo clinic hours" not in sid.get("/dashboard").text
+        page = sid.get(f"/dashboard/campaigns/{campaign.id}")
+        assert page.status_code == 404
+        assert page.headers["content-type"].startswith("text/html")
+        assert 'href="/dashboard"' in page.text  # a way back
+        assert "when is the clinic open" not in sid.get("/dashboard/inbox").text
+        compose = sid.get("/dashboard/compose").text
+        assert 'value="savannakhet"' in compose and 'value="bokeo"' not in compose
+    with TestClient(app) as boun_browser:
+        login(boun_browser, "boun")
+        assert "Bokeo clinic hours" in boun_browser.get("/dashboard").text
+        assert "when is the clinic open" in boun_browser.get("/dashboard/inbox").text
