@@ -180,7 +180,7 @@ def campaigns_status(
 @app.command("list")
 @friendly
 def campaigns_list() -> None:
-    """Recent campaigns (an official sees drafts and their own)."""
+    """Recent campaigns in your areas (an official: of your organisation)."""
     from broadcaster.campaigns import actions
 
     caller = signed_in(ANYONE)

@@ -182,7 +182,7 @@ def contacts_opt_out(phone: str) -> None:
     caller = signed_in(OFFICIAL)
     region = get_runtime().settings.default_region
     with unit_of_work() as session:
-        contact = contacts.find_by_phone(session, phone, region)
+        contact = contacts.find_by_phone(session, phone, region, caller)
         changed = contacts.opt_out(session, contact, source=ConsentSource.OFFICIAL.value)
         log_action(session, caller, "contact.opt_out", "contact", contact.id, changed=changed)
         state = "opted out" if changed else f"already {contact.status.replace('_', ' ')}"
@@ -201,7 +201,7 @@ def contacts_opt_in(phone: str) -> None:
     caller = signed_in(OFFICIAL)
     region = get_runtime().settings.default_region
     with unit_of_work() as session:
-        contact = contacts.find_by_phone(session, phone, region)
+        contact = contacts.find_by_phone(session, phone, region, caller)
         changed = contacts.opt_in(session, contact, source=ConsentSource.OFFICIAL.value)
         log_action(session, caller, "contact.opt_in", "contact", contact.id, changed=changed)
         masked = mask_phone(contact.phone)
@@ -225,7 +225,7 @@ def contacts_export(phone: str) -> None:
     caller = signed_in(ADMIN)
     region = get_runtime().settings.default_region
     with unit_of_work() as session:
-        contact = contacts.find_by_phone(session, phone, region)
+        contact = contacts.find_by_phone(session, phone, region, caller)
         data = privacy.export_contact(session, contact)
         log_action(session, caller, "contact.export", "contact", contact.id)
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
@@ -247,7 +247,7 @@ def contacts_erase(
     caller = signed_in(ADMIN)
     region = get_runtime().settings.default_region
     with unit_of_work() as session:
-        contact = contacts.find_by_phone(session, phone, region)
+        contact = contacts.find_by_phone(session, phone, region, caller)
         masked = mask_phone(contact.phone)
         if not yes:
             typer.confirm(f"erase contact {masked} and everything held on them?", abort=True)

@@ -37,12 +37,15 @@ def parse_region(value: str, field: str = "country") -> str:
     return code
 
 
-def find_by_phone(session: Session, phone: str, region: str) -> Contact:
+def find_by_phone(session: Session, phone: str, region: str, actor: Actor) -> Contact:
+    """The contact with this number, in ``actor``'s areas (else NotFound, as if absent)."""
     try:
         e164 = normalize_phone(phone, region)
     except PhoneError as exc:
         raise InvalidInput(str(exc), field="phone") from None
-    contact = session.scalar(select(Contact).where(Contact.phone == e164))
+    contact = session.scalar(
+        select(Contact).where(Contact.phone == e164, scope.contact_clause(actor))
+    )
     if contact is None:
         raise NotFound("no contact with that number")
     return contact

@@ -424,3 +424,16 @@ def test_an_admin_requires_and_resets_two_factor_codes(
     assert len(audit_events("user.two_factor.reset")) == 1
     sign_in(monkeypatch, "noy", "official")
     refused(cli("users", "two-factor", "noy", "--no-require"), "admin")
+
+
+def test_an_official_opts_out_only_people_of_their_areas(
+    cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audience(cli, tmp_path)  # three people in Bokeo, +856 20 55000000 ...
+    ok(cli("communities", "add", "savannakhet", "--name", "Savannakhet", "--country", "LA"))
+    ok(cli("users", "create", "sid", "--role", "official", "--area", "savannakhet"))
+    ok(cli("users", "create", "boun", "--role", "official", "--area", "bokeo"))
+    sign_in(monkeypatch, "sid", "official")
+    refused(cli("contacts", "opt-out", "+856 20 55000001"), "no contact with that number")
+    sign_in(monkeypatch, "boun", "official")
+    assert "opted out" in ok(cli("contacts", "opt-out", "+856 20 55000001")).stdout
