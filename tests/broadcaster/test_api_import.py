@@ -109,4 +109,6 @@ def test_a_file_that_cannot_be_imported_names_the_problem_and_writes_nothing(
     assert nul.json()["errors"][0]["reason"] == "contains a NUL character"
     missing = client.post(URL, headers=official.headers)
     assert missing.status_code == 422 and missing.json()["field"] == "file"
+    bare_cr = upload(client, official, b"phone,na\rme\n020 5555 1007,Noy\n")  # once a 500
+    assert bare_cr.status_code == 422 and "carriage return" in bare_cr.json()["error"]
     assert session.scalar(select(Contact).where(Contact.name.like("No%"))) is None

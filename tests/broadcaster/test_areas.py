@@ -236,6 +236,16 @@ def test_an_official_pauses_and_cancels_their_own_campaign_only(
 def test_the_inbox_shows_messages_from_ones_areas(
     client: TestClient, world: World, session: Session
 ) -> None:
+    spaced = session.scalars(select(Contact).where(Contact.phone == world.numbers["bokeo"])).one()
+    session.add(
+        InboundMessage(
+            from_phone=spaced.phone,
+            to_phone="+15005550006",
+            contact_id=spaced.id,
+            body="my sister is on 0 2 0 5 5 5 5 1 2 3 4, call her",
+            provider_sid="SMspaced",
+        )
+    )
     for key in ("bokeo", "savan"):
         contact = session.scalars(select(Contact).where(Contact.phone == world.numbers[key])).one()
         session.add(
@@ -254,9 +264,12 @@ def test_the_inbox_shows_messages_from_ones_areas(
         assert answer.status_code == 200, answer.text
         return {m["body"] for m in answer.json()}
 
-    assert bodies(world.bokeo) == {"hello from bokeo"}
+    seen = bodies(world.bokeo)
+    assert "hello from bokeo" in seen and "hello from savan" not in seen
+    (sister,) = seen - {"hello from bokeo"}
+    assert "5 5 5 5" not in sister and sister.endswith("3 4, call her")  # masked as typed
     assert bodies(world.savan) == {"hello from savan"}
-    assert bodies(world.national) == {"hello from bokeo", "hello from savan"}
+    assert {"hello from bokeo", "hello from savan"} <= bodies(world.national)
 
 
 # -- the two-person rule bound to the audience ------------------------------------------

@@ -249,6 +249,9 @@ def test_a_provincial_official_sees_their_province_only(app: object, session: Se
             body="when is the clinic open",
         )
     )
+    # A campaign made before anyone signed in to the command line: no creator, no
+    # organisation; once "No campaigns yet" for every official.
+    legacy = factories.campaign(session, ["bokeo"], key="covid-test", name="Made at the shell")
     session.commit()
 
     with TestClient(app) as sid:
@@ -263,5 +266,7 @@ def test_a_provincial_official_sees_their_province_only(app: object, session: Se
         assert 'value="savannakhet"' in compose and 'value="bokeo"' not in compose
     with TestClient(app) as boun_browser:
         login(boun_browser, "boun")
-        assert "Bokeo clinic hours" in boun_browser.get("/dashboard").text
+        home = boun_browser.get("/dashboard").text
+        assert "Bokeo clinic hours" in home and "Made at the shell" in home
+        assert boun_browser.get(f"/dashboard/campaigns/{legacy.id}").status_code == 200
         assert "when is the clinic open" in boun_browser.get("/dashboard/inbox").text
