@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from broadcaster.cli.common import console, err_console, fail, friendly, log_action, unit_of_work
+from broadcaster.cli.common import (
+    cli_actor,
+    console,
+    err_console,
+    fail,
+    friendly,
+    log_action,
+    unit_of_work,
+)
 
 app = typer.Typer(help="Contacts: the people riskcast reaches.", no_args_is_help=True)
 
@@ -114,24 +122,14 @@ def contacts_import(
                     default_community=community,
                     errors_out=errors_out,
                     progress=lambda done: bar.update(task, completed=done),
+                    actor=cli_actor(),  # audits the import, from its start
+                    file_name=file.name,
                 )
         except BaseException:
             report.unlink(missing_ok=True)
             raise
         if not summary.rejected:
             report.unlink(missing_ok=True)
-        log_action(
-            session,
-            "contact.import",
-            "file",
-            file.name,
-            imported=summary.imported,
-            updated=summary.updated,
-            rejected=summary.rejected,
-            merged_duplicates=summary.merged_duplicates,
-            unchanged_opted_out=summary.unchanged_opted_out,
-            community=community,
-        )
     console.print(
         f"imported {summary.imported:,}, updated {summary.updated:,}, "
         f"rejected {summary.rejected:,}",

@@ -105,14 +105,19 @@ class Checker:
     """Turns one CSV record into a Row or a list of (column, reason)."""
 
     def __init__(self, session: Session, region: str, header: list[str]) -> None:
-        self.session = session
         self.region = region.upper()
         self.columns = header_columns(header)
         self.width = len(header)
         self.has_channel = "channel" in self.columns
         self.now = utcnow()
         self._languages: dict[str, str | LanguageError] = {}
-        self._slugs: dict[str, int | None] = {}
+        # Every community, read once here: checking rows then never touches the database, so
+        # an import holds no transaction (on SQLite, no write lock) while it reads its file.
+        # A community added while the import runs is unknown to it, as it was to the cache
+        # this replaces.
+        self._slugs: dict[str, int] = dict(
+            session.execute(select(Community.slug, Community.id)).all()
+        )
         self._regions: dict[str, str | None] = {}
 
     def field(self, record: list[str], name: str) -> str:
@@ -133,12 +138,7 @@ class Checker:
         return found
 
     def community(self, slug: str) -> int | None:
-        if slug in self._slugs:
-            return self._slugs[slug]
-        found = self.session.scalar(select(Community.id).where(Community.slug == slug))
-        if len(self._slugs) < _MAX_CACHED:
-            self._slugs[slug] = found
-        return found
+        return self._slugs.get(slug)
 
     def parse_region(self, value: str) -> str | None:
         if value not in self._regions:
