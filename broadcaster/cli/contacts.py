@@ -129,25 +129,14 @@ def contacts_import(
                     default_community=community,
                     errors_out=errors_out,
                     progress=lambda done: bar.update(task, completed=done),
+                    actor=caller,  # audits the import, from its start
+                    file_name=file.name,
                 )
         except BaseException:
             report.unlink(missing_ok=True)
             raise
         if not summary.rejected:
             report.unlink(missing_ok=True)
-        log_action(
-            session,
-            caller,
-            "contact.import",
-            "file",
-            file.name,
-            imported=summary.imported,
-            updated=summary.updated,
-            rejected=summary.rejected,
-            merged_duplicates=summary.merged_duplicates,
-            unchanged_opted_out=summary.unchanged_opted_out,
-            community=community,
-        )
     console.print(
         f"imported {summary.imported:,}, updated {summary.updated:,}, "
         f"rejected {summary.rejected:,}",

@@ -76,6 +76,7 @@ def test_an_official_uploads_a_file_and_sees_what_was_rejected(
     audit = session.scalar(select(AuditEvent).where(AuditEvent.action == "contact.import"))
     assert audit is not None and audit.actor == "olivia"
     assert audit.detail["imported"] == 2 and audit.detail["rejected"] == 5
+    assert audit.detail["state"] == "done" and audit.detail["through_line"] == 10
 
 
 def test_every_rejected_row_as_csv_with_the_counts_in_headers(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -430,3 +431,38 @@ def test_an_admin_gives_people_an_organisation_and_areas(
     assert missing.status_code == 422 and "atlantis" in missing.json()["error"]
     audit = session.scalars(select(AuditEvent.action).where(AuditEvent.actor == "ada")).all()
     assert {"organisation.create", "user.create", "user.areas"} <= set(audit)
+
+
+def test_an_import_places_people_in_the_importers_areas_only(
+    client: TestClient, world: World, session: Session
+) -> None:
+    def upload(who: Person, text: str, **params: str) -> Any:
+        return client.post(
+            "/api/v1/contacts/import",
+            params=params,
+            files={"file": ("people.csv", text.encode(), "text/csv")},
+            headers=who.headers,
+        )
+
+    rows = (
+        "phone,communities\n"
+        f"{factories.lao_number(8001)},houayxay\n"  # Bokeo: kept
+        f"{factories.lao_number(8002)},kaysone\n"  # Savannakhet: outside
+        f"{factories.lao_number(8003)},\n"  # nowhere: outside every area
+    )
+    answer = upload(world.bokeo, rows)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["imported"], body["rejected"]) == (1, 2)
+    reasons = {e["line"]: e["reason"] for e in body["errors"]}
+    assert reasons == {
+        3: "community 'kaysone' is outside your areas",
+        4: "name a community in your areas",
+    }
+    elsewhere = upload(world.bokeo, "phone\n" + factories.lao_number(8004), community="kaysone")
+    assert elsewhere.status_code == 403
+    placed = upload(world.bokeo, "phone\n" + factories.lao_number(8005) + "\n", community="bokeo")
+    assert placed.json()["imported"] == 1
+    # A national official places people anywhere, or nowhere, as before.
+    national = upload(world.national, rows)
+    assert national.json()["rejected"] == 0

@@ -44,14 +44,30 @@ What happens to each row
 
 Transactions and memory
 -----------------------
-Rows are read, checked and written ``chunk_size`` at a time; each chunk is one transaction,
-committed before the next is read (``session.commit()``: this function owns its
-transactions, unlike other data helpers). A crash in the middle of a file keeps the chunks
-already committed; importing the same file again is safe (it is an upsert). Memory is
-bounded by the chunk, not the file: a 1,000,000-row file imports in the same memory as a
-10,000-row one. On PostgreSQL each chunk is loaded with ``COPY`` into a temporary table and
-merged with two set-based statements; on SQLite the same statements run over a temporary
-table filled with ``executemany``.
+The file is read ``chunk_size`` records at a time, good and bad rows alike, and each chunk
+ends with one short write transaction: the chunk's good rows upserted, the import's audit
+row brought up to date, committed. This function owns those commits (``session.commit()``
+in :meth:`_Import.commit_chunk`, unlike other data helpers; the staging helpers it calls
+never commit). It commits once before reading the first row, too (the caller's work so far
+and the audit row saying the import started), so it never reads the file inside a
+transaction: reading and checking rows touches no table (communities are read up front),
+and on SQLite, where every transaction takes the write lock at its start, other writers
+(a campaign created, a status callback, the scheduler) wait at most for one chunk's write,
+not for the file. A file of rejected rows holds no lock at all but for the audit row's
+update after each chunk.
+
+The audit row (``contact.import``, written when an ``actor`` is given) is the import's
+status: ``state`` is ``running`` until the last chunk commits with ``done``, ``failed``
+(with ``error``) when the import stopped on an error, and its counts and ``through_line``
+(the last line settled) always match what is committed, as they commit in the same
+transaction as the chunk. A crash in the middle of a file keeps the chunks already
+committed and leaves a row that says ``running`` (or ``failed``) and how far the import got;
+importing the same file again is safe (it is an upsert). ``errors_out`` is flushed at each
+commit, so the rejected rows of committed chunks are on disk too. Memory is bounded by the
+chunk, not the file: a 1,000,000-row file imports in the same memory as a 10,000-row one.
+On PostgreSQL each chunk is loaded with ``COPY`` into a temporary table and merged with two
+set-based statements; on SQLite the same statements run over a temporary table filled with
+``executemany``.
 """
 
 from __future__ import annotations
@@ -59,12 +75,14 @@ from __future__ import annotations
 import csv
 import logging
 from collections.abc import Callable, Iterator
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcaster import spreadsheet
+from broadcaster.areas import scope
+from broadcaster.audit.service import Actor
 from broadcaster.contacts.importer.checks import (
     MAX_KEPT_ERRORS,
     Bad,
@@ -77,13 +95,16 @@ from broadcaster.contacts.importer.reading import COLUMNS, ImportFileError, Line
 from broadcaster.contacts.importer.staging import write_chunk
 from broadcaster.db import utcnow
 from broadcaster.errors import NotFound
-from broadcaster.models import Community
+from broadcaster.models import AuditEvent, Community
 from broadcaster.phones import PhoneError, mask_phone, mask_phones_in_text, mask_raw
 from broadcaster.phones import normalize_phone as _normalize_phone
 
 __all__ = [
     "COLUMNS",
+    "DONE",
     "ERRORS_HEADER",
+    "FAILED",
+    "RUNNING",
     "ImportFileError",
     "ImportSummary",
     "RowError",
@@ -94,6 +115,11 @@ log = logging.getLogger(__name__)
 
 
 ERRORS_HEADER = ("line", "column", "reason", "phone")
+# The states of an import's audit row (``detail["state"]``).
+RUNNING = "running"
+DONE = "done"
+FAILED = "failed"
+_MAX_ERROR = 300
 
 
 # -- the import ---------------------------------------------------------------------------
@@ -105,7 +131,7 @@ def _masked(value: str) -> str:
 
 
 class _Import:
-    """One run of :func:`import_contacts`."""
+    """One run of :func:`import_contacts`: reads records into chunks and commits each chunk."""
 
     def __init__(
         self,
@@ -118,11 +144,14 @@ class _Import:
         progress: Callable[[int], None] | None,
         chunk_size: int,
         header_bytes: int,
+        status: AuditEvent | None,
+        started: dict[str, Any],
     ) -> None:
         self.session = session
         self.checker = checker
         self.lines = lines
         self.default_id = default_id
+        self.errors_out = errors_out
         self.writer = spreadsheet.writer(errors_out) if errors_out is not None else None
         if self.writer is not None:
             self.writer.writerow(ERRORS_HEADER)
@@ -131,6 +160,27 @@ class _Import:
         self.summary = ImportSummary(bytes_read=header_bytes)
         self.ts = utcnow()
         self.chunk: dict[str, Row] = {}
+        self.pending = 0  # records read since the last commit
+        self.status = status
+        # The audit row's detail as last committed (never read back from the row: that
+        # would open a transaction while the file is read).
+        self.committed = started
+
+    def detail(self, state: str) -> dict[str, Any]:
+        """The audit row's detail: the state, the counts and the last line read."""
+        s = self.summary
+        return {
+            **self.committed,
+            "state": state,
+            "imported": s.imported,
+            "updated": s.updated,
+            "rejected": s.rejected,
+            "merged_duplicates": s.merged_duplicates,
+            "unchanged_opted_out": s.unchanged_opted_out,
+            "blank_lines": s.blank_lines,
+            "rows": s.rows,
+            "through_line": self.lines.number,
+        }
 
     def reject(self, line: int, problems: list[Bad], phone: str) -> None:
         self.summary.rejected += 1
@@ -142,11 +192,20 @@ class _Import:
             if self.writer is not None:
                 self.writer.writerow((error.line, error.column, error.reason, error.phone))
 
-    def flush(self) -> None:
+    def commit_chunk(self, state: str = RUNNING) -> None:
+        """Write the chunk's good rows and the audit row, and commit: the one place an
+        import commits a chunk (see the module docstring)."""
         if self.chunk:
             write_chunk(self.session, self.chunk, self.ts, self.summary)
-            self.session.commit()
-            self.chunk.clear()
+        detail = self.detail(state)
+        if self.status is not None:
+            self.status.detail = detail
+        self.session.commit()
+        self.committed = detail
+        self.chunk.clear()
+        self.pending = 0
+        if self.errors_out is not None:
+            self.errors_out.flush()
         if self.progress is not None:
             self.progress(self.summary.bytes_read + self.lines.bytes_read)
         log.info(
@@ -155,6 +214,20 @@ class _Import:
             self.summary.updated,
             self.summary.rejected,
         )
+
+    def fail(self, exc: BaseException) -> None:
+        """Roll the chunk back and mark the audit row ``failed`` at the last commit."""
+        self.session.rollback()
+        if self.status is None:
+            return
+        error = mask_phones_in_text(f"{type(exc).__name__}: {exc}")[:_MAX_ERROR]
+        try:
+            self.status.detail = {**self.committed, "state": FAILED, "error": error}
+            self.session.commit()
+        except Exception:
+            # The database itself may be what failed; the row then still says "running".
+            self.session.rollback()
+            log.exception("contact import: could not record that the import failed")
 
     def add(self, start: int, end: int, record: list[str]) -> None:
         """Check one record (lines ``start``..``end``) and put it in the chunk."""
@@ -178,8 +251,6 @@ class _Import:
             summary.merged_duplicates += 1
             return
         self.chunk[result.phone] = result
-        if len(self.chunk) >= self.chunk_size:
-            self.flush()
 
     def run(self, reader: Iterator[list[str]]) -> ImportSummary:
         lines = self.lines
@@ -192,14 +263,18 @@ class _Import:
             except csv.Error as exc:
                 self.summary.rows += 1
                 self.reject(start, [Bad("", f"malformed CSV: {exc}")], "")
+                self.pending += 1
                 continue
             end = lines.number
             if any(v.strip() for v in record):
                 self.add(start, end, record)
+                self.pending += 1
+                if self.pending >= self.chunk_size:
+                    self.commit_chunk()
             else:
                 self.summary.blank_lines += end - start + 1
                 lines.bad.difference_update(range(start, end + 1))
-        self.flush()
+        self.commit_chunk(DONE)
         self.summary.bytes_read += lines.bytes_read
         return self.summary
 
@@ -213,27 +288,42 @@ def import_contacts(
     errors_out: IO[str] | None = None,
     progress: Callable[[int], None] | None = None,
     chunk_size: int = 5000,
+    actor: Actor | None = None,
+    file_name: str = "",
 ) -> ImportSummary:
     """Import contacts from a CSV ``stream`` (bytes; a text stream is accepted too).
 
     ``region`` is the default region for numbers without a country code
     (``RISKCAST_DEFAULT_REGION``). Rejected rows go to ``errors_out`` as CSV
     (``line,column,reason,phone`` with the number masked); ``progress`` is called with the
-    bytes read so far after each chunk. Commits after every chunk (see the module
-    docstring). Raises :class:`ImportFileError` when the file cannot be read at all and
-    :class:`~broadcaster.errors.NotFound` for an unknown ``default_community``; neither
-    writes anything.
+    bytes read so far after each chunk. With an ``actor``, the import is audited as
+    ``contact.import`` of ``file_name``, from its start, with its state and counts (see
+    the module docstring). Commits before the first row and after every chunk, and ends
+    with nothing left to commit. Raises :class:`ImportFileError` when the file cannot be
+    read at all and :class:`~broadcaster.errors.NotFound` for an unknown
+    ``default_community``; neither writes anything.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
+    # Someone working over areas imports into communities of their areas only.
+    areas = None if actor is None or actor.is_admin else actor.areas
     default_id: int | None = None
     if default_community is not None:
         default_id = session.scalar(select(Community.id).where(Community.slug == default_community))
         if default_id is None:
             raise NotFound(f"community {default_community!r} does not exist")
+        if actor is not None:
+            scope.check_communities(session, actor, [default_id])
     raw_lines, header, delimiter, header_bytes = open_csv(stream)
-    checker = Checker(session, region, header)
+    checker = Checker(session, region, header, areas=areas, placed=default_id is not None)
     lines = Lines(raw_lines, first_number=1)
+    started: dict[str, Any] = {"community": default_community, "state": RUNNING, "through_line": 1}
+    status = None
+    if actor is not None:
+        status = actor.record(session, "contact.import", "file", file_name[:64], **started)
+    # Whatever the caller's transaction holds is committed now: the file is then read with
+    # no transaction open (the first chunk's commit would have committed it anyway).
+    session.commit()
     run = _Import(
         session,
         checker,
@@ -243,5 +333,11 @@ def import_contacts(
         progress=progress,
         chunk_size=chunk_size,
         header_bytes=header_bytes,
+        status=status,
+        started=started,
     )
-    return run.run(csv.reader(lines, delimiter=delimiter))
+    try:
+        return run.run(csv.reader(lines, delimiter=delimiter))
+    except BaseException as exc:
+        run.fail(exc)
+        raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -13,6 +13,7 @@ import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broadcaster.areas import scope
 from broadcaster.contacts.importer.reading import header_columns
 from broadcaster.db import utcnow
 from broadcaster.models import Community
@@ -104,15 +105,38 @@ def _parse_date(value: str, now: datetime) -> datetime:
 class Checker:
     """Turns one CSV record into a Row or a list of (column, reason)."""
 
-    def __init__(self, session: Session, region: str, header: list[str]) -> None:
-        self.session = session
+    def __init__(
+        self,
+        session: Session,
+        region: str,
+        header: list[str],
+        *,
+        areas: Sequence[str] | None = None,
+        placed: bool = True,
+    ) -> None:
+        """``areas``: the community paths the importing person works over (None: every
+        community); a row naming a community outside them is rejected, and so is a row
+        that would land in no community when ``placed`` is False (no default community)
+        for someone working over areas."""
         self.region = region.upper()
         self.columns = header_columns(header)
         self.width = len(header)
         self.has_channel = "channel" in self.columns
         self.now = utcnow()
         self._languages: dict[str, str | LanguageError] = {}
-        self._slugs: dict[str, int | None] = {}
+        # Every community, read once here: checking rows then never touches the database, so
+        # an import holds no transaction (on SQLite, no write lock) while it reads its file.
+        # A community added while the import runs is unknown to it, as it was to the cache
+        # this replaces.
+        self._slugs: dict[str, int] = {}
+        self._outside: set[str] = set()
+        for slug, community_id, path in session.execute(
+            select(Community.slug, Community.id, Community.path)
+        ):
+            self._slugs[slug] = community_id
+            if not scope.within(path, areas):
+                self._outside.add(slug)
+        self._unplaced_refused = areas is not None and not placed
         self._regions: dict[str, str | None] = {}
 
     def field(self, record: list[str], name: str) -> str:
@@ -133,12 +157,7 @@ class Checker:
         return found
 
     def community(self, slug: str) -> int | None:
-        if slug in self._slugs:
-            return self._slugs[slug]
-        found = self.session.scalar(select(Community.id).where(Community.slug == slug))
-        if len(self._slugs) < _MAX_CACHED:
-            self._slugs[slug] = found
-        return found
+        return self._slugs.get(slug)
 
     def parse_region(self, value: str) -> str | None:
         if value not in self._regions:
@@ -189,8 +208,14 @@ class Checker:
             found = self.community(slug)
             if found is None:
                 problems.append(Bad("communities", f"unknown community {raw_slug.strip()!r}"))
+            elif slug in self._outside:
+                problems.append(
+                    Bad("communities", f"community {raw_slug.strip()!r} is outside your areas")
+                )
             else:
                 ids.add(found)
+        if not ids and self._unplaced_refused and not problems:
+            problems.append(Bad("communities", "name a community in your areas"))
         return ids
 
     def _channel(self, record: list[str]) -> str | None:

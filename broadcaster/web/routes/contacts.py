@@ -163,6 +163,8 @@ def import_contacts(
                 region=rt.settings.default_region,
                 default_community=community,
                 errors_out=report if errors == "csv" else None,
+                actor=caller,  # audits the import, from its start (it commits per chunk)
+                file_name=file.filename or "",
             )
         counts = {
             "imported": summary.imported,
@@ -173,14 +175,6 @@ def import_contacts(
             "blank_lines": summary.blank_lines,
             "rows": summary.rows,
         }
-        caller.record(
-            session,
-            "contact.import",
-            "file",
-            (file.filename or "")[:100],
-            community=community,
-            **counts,
-        )
         if errors == "csv":
             handed_over = True
             return FileResponse(
