@@ -4,7 +4,7 @@ once, as the last line; only its hash is kept."""
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -23,6 +23,9 @@ from broadcaster.cli.common import (
     unit_of_work,
     user_actor,
 )
+
+if TYPE_CHECKING:
+    from broadcaster.users.auth import FirstCredential
 
 app = typer.Typer(help="Users (official, operator, admin) and API tokens.", no_args_is_help=True)
 
@@ -133,7 +136,7 @@ def users_create(
         if len(secret) < auth.MIN_PASSWORD:
             fail(f"password: must be at least {auth.MIN_PASSWORD} characters")
     with unit_of_work() as session:
-        user, _row, token = auth.add_user(
+        user, first = auth.add_user(
             session,
             caller,
             name,
@@ -151,8 +154,71 @@ def users_create(
         )
     else:
         console.print(f"user {name} created ({role})")
-    console.print("API token (shown once, store it now):")
-    sys.stdout.write(f"{token}\n")
+    _print_first(name, first)
+
+
+def _print_first(name: str, first: FirstCredential) -> None:
+    """The first admin's own token, or the invitation to pass on, as the last line."""
+    if first.token is not None:
+        console.print("your API token (shown once, store it now):")
+        sys.stdout.write(f"{first.token}\n")
+        return
+    until = first.expires_at.strftime("%Y-%m-%d %H:%M UTC") if first.expires_at else ""
+    console.print(
+        f"invitation for {name}, valid until {until}: give it to them (not by the same "
+        f"channel as their name); they sign in with: riskcast users accept {name}",
+        highlight=False,
+    )
+    sys.stdout.write(f"{first.invitation}\n")
+
+
+@app.command("invite")
+@friendly
+def users_invite(name: str) -> None:
+    """A new invitation for NAME, who has no way in (theirs lapsed, or their tokens were
+    revoked and they have no password); printed once as the last line."""
+    from broadcaster.users import auth
+
+    caller = signed_in(ADMIN)
+    with unit_of_work() as session:
+        _user, code, expires = auth.reinvite(session, caller, name)
+    _print_first(name, auth.FirstCredential(invitation=code, expires_at=expires))
+
+
+@app.command("accept")
+@friendly
+def users_accept(
+    name: str,
+    password: Annotated[
+        bool, typer.Option("--password", help="Also set your dashboard password (typed twice).")
+    ] = False,
+) -> None:
+    """Accept your invitation (the code is asked for): your own first API token, kept as
+    by riskcast login, and your dashboard password if you like."""
+    from broadcaster.audit.service import Actor
+    from broadcaster.db import utcnow
+    from broadcaster.errors import Forbidden
+    from broadcaster.users import auth
+
+    code = typer.prompt("invitation", hide_input=True).strip()
+    secret = None
+    if password:
+        secret = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    with unit_of_work() as session:
+        if auth.sign_in_blocked(session, name, "cli", utcnow()):
+            fail("too many failed sign-ins for this name: try again in 15 minutes")
+        try:
+            user, made = auth.accept_invitation(session, name, code, password=secret, source="cli")
+        except Forbidden:
+            Actor(user_id=None, name=name[:100], role="", source="cli").record(
+                session, "login.failed", step="invitation"
+            )
+            session.commit()
+            raise
+        role = user.role
+    assert made is not None  # noqa: S101 - a token was asked for
+    path = save_token(made[1])
+    console.print(f"signed in as {name} ({role}); your token is kept in {path}")
 
 
 @app.command("areas")
@@ -249,11 +315,11 @@ def users_token(
 @friendly
 def users_password(
     name: Annotated[
-        str | None, typer.Argument(help="Your user name, or (admins) a user without one yet.")
+        str | None, typer.Argument(help="Your own user name (nobody sets another's).")
     ] = None,
 ) -> None:
-    """Set your dashboard password (typed twice); an admin may set the first one of a user
-    who has none."""
+    """Set your dashboard password (typed twice): your own only; a new person sets theirs
+    when they accept their invitation."""
     from broadcaster.users import auth
 
     caller = signed_in(ANYONE)

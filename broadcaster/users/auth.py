@@ -16,6 +16,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -222,8 +223,9 @@ def sign_in_blocked(session: Session, name: str, source: str | None, now: dateti
 # -- who makes users, tokens and passwords ---------------------------------------------
 # The rules every door (API, command line) applies; each function checks the caller, acts
 # and writes its audit row in the caller's transaction. Nobody acts for someone else: a
-# token or a password is set by its own user (an account's first ones by whoever creates
-# it), and an admin added while another admin could object waits for a second admin.
+# token or a password is made by its own user (an account's first ones by redeeming the
+# invitation its creator passed on), and an admin added while another admin could object
+# waits for a second admin.
 
 
 def admin_exists(session: Session) -> bool:
@@ -249,14 +251,17 @@ def add_user(
     source: str | None = None,
     organisation: str | None = None,
     areas: Sequence[str] | None = None,
-) -> tuple[User, ApiToken, str]:
-    """A new user and their first token (shown once), audited as ``user.create``.
+) -> tuple[User, FirstCredential]:
+    """A new user, audited as ``user.create``, and what lets them in (shown once).
 
     ``caller`` None (nobody signed in) makes only the first admin, while no active admin
-    exists: it is recorded under the new admin's own name, from ``source``. Otherwise the
-    caller is an admin. A new admin starts inactive, *pending*, while another active admin
-    exists who could confirm it (:func:`confirm_admin`): one stolen admin token cannot make
-    a second admin on its own."""
+    exists: it is recorded under the new admin's own name, from ``source``, and gets their
+    own first token (and the password they typed). Otherwise the caller is an admin, and
+    the new person gets an invitation: a one-time code the admin passes on, which the
+    person redeems for their own token and password (:func:`accept_invitation`), so the
+    admin never holds a credential of theirs. A new admin starts inactive, *pending*, while
+    another active admin exists who could confirm it (:func:`confirm_admin`): one stolen
+    admin token cannot make a second admin on its own."""
     check_role(role)
     if caller is None:
         if admin_exists(session):
@@ -265,6 +270,11 @@ def add_user(
             raise Forbidden("the first user is an admin (--role admin)")
     elif not caller.is_admin:
         raise Forbidden(f"only an admin adds users; you are {caller.role}")
+    elif password is not None:
+        raise InvalidInput(
+            "a person sets their own password when they accept their invitation",
+            field="password",
+        )
     pending = (
         caller is not None and role == Role.ADMIN and _other_admins(session, caller.user_id) > 0
     )
@@ -274,12 +284,18 @@ def add_user(
         session, name, role=role, password=password, organisation=organisation, areas=areas
     )
     user.active = not pending
-    row, token = issue_token(session, user)
+    if caller is None:
+        row, token = issue_token(session, user)
+        first = FirstCredential(token=token, token_id=row.id)
+    else:
+        code, expires = _invite(user)
+        first = FirstCredential(invitation=code, expires_at=expires)
     who = caller or Actor(user_id=user.id, name=user.name, role=user.role, source=source)
     detail: dict[str, object] = {
         "name": user.name,
         "role": role,
-        "token_id": row.id,
+        "token_id": first.token_id,
+        "invited": first.invitation is not None,
         "organisation": organisation,
         "areas": list(areas) if areas is not None else "national",
     }
@@ -289,7 +305,91 @@ def add_user(
         detail["first_admin"] = True
     who.record(session, "user.create", "user", user.id, **detail)
     session.flush()
-    return user, row, token
+    return user, first
+
+
+# -- invitations ----------------------------------------------------------------------
+
+INVITATION_LIFETIME = timedelta(days=3)
+
+
+@dataclass(frozen=True)
+class FirstCredential:
+    """What lets a new user in, shown once: their own token (the first admin), or an
+    invitation code to pass on (everyone an admin adds)."""
+
+    token: str | None = None
+    token_id: int | None = None
+    invitation: str | None = None
+    expires_at: datetime | None = None
+
+
+def _invite(user: User) -> tuple[str, datetime]:
+    code = secrets.token_urlsafe(16)
+    user.invite_hash = hash_token(code)
+    user.invite_expires_at = utcnow() + INVITATION_LIFETIME
+    return code, user.invite_expires_at
+
+
+def _holds_credentials(session: Session, user: User) -> bool:
+    live = select(ApiToken.id).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    return bool(user.password_hash) or session.scalar(live.limit(1)) is not None
+
+
+def reinvite(session: Session, caller: Actor, name: str) -> tuple[User, str, datetime]:
+    """A new invitation for someone who has no way in (it lapsed, or their tokens were
+    revoked and they have no password), audited: an admin cannot invite their way into an
+    account its person is using."""
+    if not caller.is_admin:
+        raise Forbidden(f"only an admin invites; you are {caller.role}")
+    user = get_user(session, name)
+    if _holds_credentials(session, user):
+        raise Forbidden(
+            f"{name} has a password or a live token: revoke their tokens and let them reset "
+            "it, rather than sign in as them"
+        )
+    code, expires = _invite(user)
+    caller.record(session, "user.invite", "user", user.id, expires_at=expires.isoformat())
+    return user, code, expires
+
+
+def accept_invitation(
+    session: Session,
+    name: str,
+    code: str,
+    *,
+    password: str | None,
+    source: str | None,
+    token: bool = True,
+) -> tuple[User, tuple[ApiToken, str] | None]:
+    """Redeem ``name``'s invitation: their own first token (unless ``token`` is False) and
+    dashboard password (when given), audited under their name. The same refusal for a
+    wrong name, code or date; a wrong code counts as a failed sign-in."""
+    user = session.scalar(select(User).where(User.name == name))
+    valid = (
+        user is not None
+        and user.invite_hash is not None
+        and user.invite_expires_at is not None
+        and user.invite_expires_at > utcnow()
+        and secrets.compare_digest(user.invite_hash, hash_token(code))
+    )
+    if not valid or user is None:
+        raise Forbidden("that invitation is unknown, used or out of date; ask an admin")
+    if password is not None:
+        user.password_hash = hash_password(password)
+    user.invite_hash = None
+    user.invite_expires_at = None
+    made = issue_token(session, user) if token else None
+    own = Actor(user_id=user.id, name=user.name, role=user.role, source=source)
+    own.record(
+        session,
+        "user.invitation.accept",
+        "user",
+        user.id,
+        token_id=made[0].id if made else None,
+        password=password is not None,
+    )
+    return user, made
 
 
 def set_user_areas(session: Session, caller: Actor, name: str, areas: Sequence[str] | None) -> User:
@@ -368,14 +468,10 @@ def issue_own_token(
 
 
 def check_password_setter(caller: Actor, user: User) -> None:
-    """Whether ``caller`` may set ``user``'s dashboard password: their own, or, by an admin,
-    the first one of an account that has none (a later one would let the admin sign in as
-    them)."""
+    """Whether ``caller`` may set ``user``'s dashboard password: only their own (one set by
+    anyone else would let them sign in as its person)."""
     if user.id != caller.user_id:
-        if not caller.is_admin:
-            raise Forbidden("a password is set by its own user")
-        if user.password_hash:
-            raise Forbidden(f"{user.name} has a password: only {user.name} changes it")
+        raise Forbidden(f"a password is set by its own user: only {user.name} sets it")
 
 
 def change_password(session: Session, caller: Actor, name: str, password: str) -> User:

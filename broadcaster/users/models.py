@@ -33,6 +33,11 @@ class User(Base):
         ForeignKey("organisation.id", ondelete="RESTRICT"), index=True
     )
     national: Mapped[bool] = mapped_column(default=True)
+    # A new account's one-time invitation (sha256 of the code, and when it lapses): the
+    # person redeems it for their own first token and password, so whoever created the
+    # account never holds a credential of theirs.
+    invite_hash: Mapped[str | None] = mapped_column(String(64))
+    invite_expires_at: Mapped[datetime | None]
     # Signing in (broadcaster.users.auth, broadcaster.users.totp). A dashboard cookie
     # carries the epoch it was issued in; raising it (auth.end_sessions) ends them all.
     session_epoch: Mapped[int] = mapped_column(default=0, server_default=text("0"))

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broadcaster.errors import Forbidden
 from broadcaster.models import ApiToken
 from broadcaster.users import auth
 from broadcaster.web.app import API_ROUTERS
@@ -108,18 +109,37 @@ def test_a_deactivated_user_is_refused(client: TestClient, people: dict[str, Per
     assert client.get("/api/v1/queue", headers=operator.headers).status_code == 401
 
 
-def test_admin_creates_a_user_whose_token_is_shown_once(
-    client: TestClient, people: dict[str, Person]
+def test_an_admin_invites_and_the_person_makes_their_own_token(
+    client: TestClient, session: Session, people: dict[str, Person]
 ) -> None:
+    """An admin who created an account used to be shown its first token, and could act as
+    its person: now they get an invitation, redeemed once by the person themselves."""
     admin = people["admin"].headers
     made = client.post("/api/v1/users", json={"name": "nina", "role": "operator"}, headers=admin)
     assert made.status_code == 201, made.text
-    token = made.json()["token"]
-    assert (
-        client.get("/api/v1/queue", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    )
+    assert "token" not in made.json()
+    code = made.json()["invitation"]
+    assert client.get("/api/v1/users/nina/tokens", headers=admin).json() == []  # none yet
+    with pytest.raises(Forbidden):
+        auth.accept_invitation(session, "nina", code + "x", password=None, source="test")
+    user, own = auth.accept_invitation(session, "nina", code, password=None, source="test")
+    session.commit()
+    assert own is not None and user.name == "nina"
+    nina = {"Authorization": f"Bearer {own[1]}"}
+    assert client.get("/api/v1/queue", headers=nina).status_code == 200
+    with pytest.raises(Forbidden):  # once only
+        auth.accept_invitation(session, "nina", code, password=None, source="test")
+    # While nina holds a live token, no admin can invite their way into her account.
+    again = client.post("/api/v1/users/nina/invite", headers=admin)
+    assert again.status_code == 403 and "live token" in again.json()["error"]
     listed = client.get("/api/v1/users/nina/tokens", headers=admin).json()
     assert len(listed) == 1 and "token" not in listed[0]
+    with_password = client.post(
+        "/api/v1/users",
+        json={"name": "noy", "role": "official", "password": "chosen by the admin"},
+        headers=admin,
+    )
+    assert with_password.status_code == 422
     bad = client.post("/api/v1/users", json={"name": "x", "role": "king"}, headers=admin)
     assert bad.status_code == 422 and bad.json()["field"] == "role"
     twice = client.post("/api/v1/users", json={"name": "nina", "role": "admin"}, headers=admin)
@@ -182,7 +202,12 @@ def test_a_new_admin_needs_a_second_admin(
     made = client.post("/api/v1/users", json={"name": "cid", "role": "admin"}, headers=ada)
     assert made.status_code == 201, made.text
     assert made.json()["pending"] is True and made.json()["user"]["active"] is False
-    cid = {"Authorization": f"Bearer {made.json()['token']}"}
+    _, own = auth.accept_invitation(
+        session, "cid", made.json()["invitation"], password=None, source="test"
+    )
+    session.commit()
+    assert own is not None
+    cid = {"Authorization": f"Bearer {own[1]}"}
     assert client.get("/api/v1/users", headers=cid).status_code == 401
 
     own = client.post("/api/v1/users/cid/confirm", headers=ada)

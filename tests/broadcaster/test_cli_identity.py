@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from broadcaster.cli.common import token_path
 from broadcaster.models import AuditEvent, Campaign, Community
 from broadcaster.runtime import get_runtime
 from broadcaster.users import auth
@@ -365,11 +366,40 @@ def test_a_token_is_made_by_its_own_user_only(cli: Run, monkeypatch: pytest.Monk
     assert {e.actor for e in audit_events("token.create")} == {"olivia"}
 
 
+def accept(cli: Run, name: str, invitation: str, *, password: str | None = None) -> str:
+    """``riskcast users accept NAME`` typed by NAME: the token it keeps for them."""
+    typed = invitation + "\n" + (f"{password}\n{password}\n" if password else "")
+    args = ("users", "accept", name) + (("--password",) if password else ())
+    assert f"signed in as {name}" in ok(cli(*args, input=typed)).stdout
+    return token_path().read_text(encoding="utf-8").strip()
+
+
+def test_an_invited_person_makes_their_own_first_token_and_password(
+    cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = ok(cli("users", "create", "noy", "--role", "official")).stdout
+    assert "invitation for noy" in made and "token" not in made.lower().replace("riskcast", "")
+    code = made.strip().splitlines()[-1]
+    assert not audit_events("user.invitation.accept")
+    wrong = cli("users", "accept", "noy", input="not-the-code\n")
+    assert wrong.exit_code == 1 and "invitation is unknown" in wrong.output
+    token = accept(cli, "noy", code, password="correct horse battery")
+    monkeypatch.setenv("RISKCAST_TOKEN", token)
+    assert "noy (official)" in ok(cli("whoami")).stdout
+    (accepted,) = audit_events("user.invitation.accept")
+    assert (accepted.actor, accepted.detail["password"]) == ("noy", True)
+    twice = cli("users", "accept", "noy", input=code + "\n")  # an invitation works once
+    assert twice.exit_code == 1 and "invitation is unknown" in twice.output
+    assert [e.detail["step"] for e in audit_events("login.failed")] == ["invitation"] * 2
+    sign_in(monkeypatch, ADMIN, "admin")
+    refused(cli("users", "invite", "noy"), "live token")  # no way into a used account
+
+
 def test_passwords_are_set_by_their_own_user(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "correct horse battery\n" * 2
     token_for("olivia", "official")
-    assert "password of olivia set" in ok(cli("users", "password", "olivia", input=secret)).stdout
-    refused(cli("users", "password", "olivia", input=secret), "only olivia changes it")
+    # Not even an admin sets someone's password (they could then sign in as them).
+    refused(cli("users", "password", "olivia", input=secret), "only olivia sets it")
     sign_in(monkeypatch, "olivia", "official")
     ok(cli("users", "password", input=secret))
     sign_in(monkeypatch, "omar", "official")
@@ -378,11 +408,12 @@ def test_passwords_are_set_by_their_own_user(cli: Run, monkeypatch: pytest.Monke
 
 def test_a_new_admin_needs_a_second_admin(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     # With one admin nobody else could confirm: the second admin is active at once.
-    bea = ok(cli("users", "create", "bea", "--role", "admin")).stdout.strip().splitlines()[-1]
+    invited = ok(cli("users", "create", "bea", "--role", "admin")).stdout.strip().splitlines()[-1]
+    bea = accept(cli, "bea", invited)
     # Now ada's new admin waits for bea.
     made = ok(cli("users", "create", "cid", "--role", "admin")).stdout
     assert "inactive until a second admin confirms them" in made
-    cid = made.strip().splitlines()[-1]
+    cid = accept(cli, "cid", made.strip().splitlines()[-1])
     assert "waiting for a second admin" in ok(cli("users", "list")).stdout
     monkeypatch.setenv("RISKCAST_TOKEN", cid)
     refused(cli("whoami"), "invalid or revoked")

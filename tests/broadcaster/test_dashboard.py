@@ -270,3 +270,26 @@ def test_a_provincial_official_sees_their_province_only(app: object, session: Se
         assert "Bokeo clinic hours" in home and "Made at the shell" in home
         assert boun_browser.get(f"/dashboard/campaigns/{legacy.id}").status_code == 200
         assert "when is the clinic open" in boun_browser.get("/dashboard/inbox").text
+
+
+def test_an_invited_person_chooses_their_own_password(app: object, session: Session) -> None:
+    admin = auth.actor_for(session, auth.create_user(session, "ada", role="admin"), "test")
+    _, first = auth.add_user(session, admin, "noy", role="official")
+    session.commit()
+    assert first.invitation is not None and first.token is None
+    with TestClient(app) as noy:
+        page = noy.get("/login/invite").text
+        form = {"name": "noy", "password": PASSWORD, "again": PASSWORD, "csrf": csrf(page)}
+        wrong = noy.post(
+            "/login/invite", data={**form, "invitation": "guess"}, follow_redirects=True
+        )
+        assert "invitation is unknown" in wrong.text
+        done = noy.post(
+            "/login/invite",
+            data={**form, "invitation": first.invitation, "csrf": csrf(wrong.text)},
+            follow_redirects=True,
+        )
+        assert "your password is set" in done.text
+        login(noy, "noy")  # with the password noy chose
+    events = session.scalars(select(AuditEvent.action).where(AuditEvent.actor == "noy")).all()
+    assert {"login.failed", "user.invitation.accept", "login"} <= set(events)

@@ -37,7 +37,7 @@ from broadcaster.campaigns import service as campaigns
 from broadcaster.communities import service as communities_service
 from broadcaster.db import utcnow
 from broadcaster.deliveries import in_doubt
-from broadcaster.errors import InvalidInput, NotFound, RiskcastError
+from broadcaster.errors import Forbidden, InvalidInput, NotFound, RiskcastError
 from broadcaster.inbound import inbox
 from broadcaster.models import DeliveryState, Role, User
 from broadcaster.monitoring import service as monitoring
@@ -213,6 +213,46 @@ def login(
         return back("/login/code")
     _start_session(request, session, user, source)
     return back("/dashboard")
+
+
+def invitation_page(request: Request) -> HTMLResponse:
+    return render(request, "invitation.html", None)
+
+
+def accept_invitation(
+    request: Request,
+    session: Db,
+    name: Annotated[str, Form(max_length=100)],
+    invitation: Annotated[str, Form(max_length=100)],
+    password: Annotated[str, Form(max_length=200)],
+    again: Annotated[str, Form(max_length=200)],
+    csrf: Annotated[str, Form()],
+) -> Response:
+    """A new user accepts their invitation and chooses their own password; then signs in."""
+    check_csrf(request, csrf)
+    source = client_ip(request)
+    if auth.sign_in_blocked(session, name, source, utcnow()):
+        minutes = int(auth.FAILED_LOGIN_WINDOW.total_seconds() // 60)
+        flash(request, f"too many failed sign-ins: try again in {minutes} minutes", "error")
+        return back("/login/invite")
+    if password != again:
+        flash(request, "the two passwords differ", "error")
+        return back("/login/invite")
+    try:
+        auth.accept_invitation(
+            session, name, invitation.strip(), password=password, source=source, token=False
+        )
+    except InvalidInput as exc:
+        flash(request, str(exc), "error")
+        return back("/login/invite")
+    except Forbidden as exc:
+        Actor(user_id=None, name=name[:100], role="", source=source).record(
+            session, "login.failed", step="invitation"
+        )
+        flash(request, str(exc), "error")
+        return back("/login/invite")
+    flash(request, "your password is set: sign in with it")
+    return back("/login")
 
 
 def _start_session(request: Request, session: Session, user: User, source: str | None) -> None:
@@ -723,6 +763,14 @@ def install(app: FastAPI, runtime: Runtime) -> None:
         "/login", login, methods=["POST"], include_in_schema=False, max_body_size=FORM_BYTES
     )
     app.add_api_route("/login/code", code_page, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/login/invite", invitation_page, methods=["GET"], include_in_schema=False)
+    app.add_api_route(
+        "/login/invite",
+        accept_invitation,
+        methods=["POST"],
+        include_in_schema=False,
+        max_body_size=FORM_BYTES,
+    )
     app.add_api_route(
         "/login/code",
         login_code,

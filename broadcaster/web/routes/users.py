@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from broadcaster.areas import scope
@@ -23,11 +23,12 @@ router = APIRouter(prefix="/api/v1", tags=["users"], responses=ERRORS)
 
 
 class UserIn(BaseModel):
+    # A password is the person's own, set when they accept their invitation: one sent here
+    # is refused, not ignored.
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=100)
     role: Literal["official", "operator", "admin"]
-    password: str | None = Field(
-        default=None, min_length=auth.MIN_PASSWORD, max_length=200, description="for the dashboard"
-    )
     organisation: str | None = Field(
         default=None, max_length=64, description="its slug; the default organisation if unset"
     )
@@ -78,6 +79,18 @@ class TwoFactorIn(BaseModel):
     required: bool
 
 
+class NewUser(BaseModel):
+    user: UserOut
+    invitation: str = Field(
+        description="shown once: pass it to the person, who accepts it for their own token "
+        "and password (riskcast users accept NAME, or /login/invite on the dashboard)"
+    )
+    expires_at: datetime
+    pending: bool = Field(
+        default=False, description="a new admin, inactive until a second admin confirms them"
+    )
+
+
 class NewToken(BaseModel):
     user: UserOut
     token_id: int
@@ -117,22 +130,44 @@ def list_users(_caller: Admin, session: Db) -> list[UserOut]:
 
 
 @router.post("/users", status_code=201)
-def create_user(body: UserIn, caller: Admin, session: Db) -> NewToken:
-    """A user and their first token. A new admin is inactive (``pending``) while another
-    admin exists who can confirm them (``POST /users/{name}/confirm``)."""
+def create_user(body: UserIn, caller: Admin, session: Db) -> NewUser:
+    """A user and their invitation (shown once): they accept it for their own token and
+    password, so no admin ever holds a credential of theirs. A new admin is inactive
+    (``pending``) while another admin exists who can confirm them
+    (``POST /users/{name}/confirm``)."""
     try:
-        user, row, token = auth.add_user(
+        user, first = auth.add_user(
             session,
             caller,
             body.name,
             role=body.role,
-            password=body.password,
             organisation=body.organisation,
             areas=body.areas,
         )
     except Forbidden as exc:
         raise forbidden(exc) from exc
-    return NewToken(user=_out(user), token_id=row.id, token=token, pending=not user.active)
+    assert first.invitation is not None and first.expires_at is not None  # noqa: S101
+    return NewUser(
+        user=_out(user),
+        invitation=first.invitation,
+        expires_at=first.expires_at,
+        pending=not user.active,
+    )
+
+
+class InvitationOut(BaseModel):
+    invitation: str
+    expires_at: datetime
+
+
+@router.post("/users/{name}/invite", status_code=201)
+def invite_user(name: str, caller: Admin, session: Db) -> InvitationOut:
+    """A new invitation for someone with no way in (no password, no live token)."""
+    try:
+        _user, code, expires = auth.reinvite(session, caller, name)
+    except Forbidden as exc:
+        raise forbidden(exc) from exc
+    return InvitationOut(invitation=code, expires_at=expires)
 
 
 @router.post("/users/{name}/tokens", status_code=201)
