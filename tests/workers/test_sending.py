@@ -48,7 +48,7 @@ def test_every_queued_delivery_sent_once(h: Harness) -> None:
 def test_opt_out_after_fan_out_is_respected_at_send_time(h: Harness) -> None:
     cid, tokens = h.audience([A, B])
     with h.runtime.session() as s:
-        contacts.opt_out(s, contacts.find_by_phone(s, B, "LA"), source="keyword")
+        contacts.opt_out(s, contacts.find_by_phone(s, B, "LA", factories.SYSTEM), source="keyword")
     h.send(cid, tokens)
     assert h.core.accepted_by_to() == {A: 1}
     assert h.states(cid)[B] == ("skipped", "opted_out")
