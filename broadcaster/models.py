@@ -7,7 +7,13 @@ from broadcaster.areas.models import Organisation, UserArea
 from broadcaster.audit.models import AuditEvent
 from broadcaster.campaigns.models import Campaign, CampaignMessage, CampaignState, Channel, Priority
 from broadcaster.communities.models import Community, CommunityKind
-from broadcaster.contacts.models import ConsentSource, Contact, ContactStatus, Membership
+from broadcaster.contacts.models import (
+    ConsentSource,
+    Contact,
+    ContactImport,
+    ContactStatus,
+    Membership,
+)
 from broadcaster.deliveries.models import Delivery, DeliveryState, SkipReason
 from broadcaster.inbound.models import InboundMessage
 from broadcaster.orm import Base
@@ -26,6 +32,7 @@ __all__ = [
     "CommunityKind",
     "ConsentSource",
     "Contact",
+    "ContactImport",
     "ContactStatus",
     "Delivery",
     "DeliveryState",

@@ -159,6 +159,35 @@ def contacts_import(
         )
 
 
+@app.command("imports")
+@friendly
+def contacts_imports(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+) -> None:
+    """Recent contact imports and how far each got (yours; an admin sees everyone's)."""
+    from rich.table import Table
+
+    from broadcaster.contacts import importer
+
+    caller = signed_in(OFFICIAL)
+    table = Table("id", "file", "by", "state", "imported", "updated", "rejected", "through line")
+    with unit_of_work() as session:
+        for run in importer.recent(session, caller, limit=limit):
+            counts = run.counts or {}
+            state = run.state if not run.error else f"{run.state}: {run.error}"
+            table.add_row(
+                str(run.id),
+                run.file_name,
+                run.actor,
+                state,
+                f"{counts.get('imported', 0):,}",
+                f"{counts.get('updated', 0):,}",
+                f"{counts.get('rejected', 0):,}",
+                f"{run.through_line:,}",
+            )
+    console.print(table)
+
+
 @app.command("opt-out")
 @friendly
 def contacts_opt_out(phone: str) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcaster.contacts import service as contacts
-from broadcaster.models import AuditEvent, Contact
+from broadcaster.models import AuditEvent, Contact, ContactImport
 from tests import factories
 from tests.broadcaster.apiclient import Person, TestClient, app, client, people  # noqa: F401
 
@@ -73,10 +73,16 @@ def test_an_official_uploads_a_file_and_sees_what_was_rejected(
     noy = session.scalar(select(Contact).where(Contact.phone == "+8562055551001"))
     assert noy is not None and noy.name == "Noy K." and noy.language == "lo"
     assert session.scalar(select(Contact.status).where(Contact.phone == OPTED_OUT)) == "opted_out"
-    audit = session.scalar(select(AuditEvent).where(AuditEvent.action == "contact.import"))
-    assert audit is not None and audit.actor == "olivia"
-    assert audit.detail["imported"] == 2 and audit.detail["rejected"] == 5
-    assert audit.detail["state"] == "done" and audit.detail["through_line"] == 10
+    started, ended = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action.in_(["contact.import", "contact.import.done"]))
+        .order_by(AuditEvent.id)
+    ).all()
+    assert (started.action, started.actor) == ("contact.import", "olivia")
+    assert ended.detail["imported"] == 2 and ended.detail["rejected"] == 5
+    run = session.scalars(select(ContactImport)).one()
+    assert (run.state, run.through_line, run.actor) == ("done", 10, "olivia")
+    assert run.counts["imported"] == 2 and ended.object_id == str(run.id)
 
 
 def test_every_rejected_row_as_csv_with_the_counts_in_headers(

@@ -183,9 +183,11 @@ def test_cli_import(cli: Run, tmp_path: Path) -> None:
     ]
     for digits in ("55551234", "55551235", "212345", "2345678"):
         assert digits not in result.output and digits not in report.read_text()
-    (event,) = audit_events("contact.import")
+    (started,) = audit_events("contact.import")
+    assert started.detail["file"] == "people.csv"
+    (event,) = audit_events("contact.import.done")
     assert event.detail["imported"] == 1 and event.detail["rejected"] == 3
-    assert event.object_id == "people.csv"
+    assert "people.csv" in ok(cli("contacts", "imports")).stdout
     # a clean re-run removes the stale report and counts updates
     csv_file.write_text("phone\n020 5555 1234\n", encoding="utf-8")
     assert (

@@ -40,7 +40,14 @@ from broadcaster.campaigns import service as campaigns
 from broadcaster.contacts.importer import DONE, FAILED, RUNNING, ImportSummary, import_contacts
 from broadcaster.db import make_session_factory, session_scope, utcnow
 from broadcaster.deliveries import service as deliveries
-from broadcaster.models import AuditEvent, Community, Contact, Delivery, Membership
+from broadcaster.models import (
+    AuditEvent,
+    Community,
+    Contact,
+    ContactImport,
+    Delivery,
+    Membership,
+)
 from broadcaster.runtime import get_runtime
 from tests import factories
 from tests.broadcaster.clitools import audit_events, cli_on_sqlite, ok
@@ -246,16 +253,12 @@ def test_campaigns_callbacks_and_the_scheduler_keep_writing_during_a_large_impor
         assert writes.max() < MAX_WRITE_SECONDS, writes.report()
         _check_result(summary, errors_csv, file)
         with session_scope(factory) as session:
-            row = session.scalars(
-                select(AuditEvent)
-                .where(AuditEvent.action == "contact.import")
-                .order_by(AuditEvent.id.desc())
-            ).first()
+            row = session.scalars(select(ContactImport).order_by(ContactImport.id.desc())).first()
             assert row is not None and row.actor == "olivia"
-            assert row.detail["state"] == DONE
-            assert row.detail["imported"] == file.good
-            assert row.detail["rejected"] == len(file.errors)
-            assert row.detail["through_line"] == summary.rows + 1
+            assert status(row)["state"] == DONE
+            assert status(row)["imported"] == file.good
+            assert status(row)["rejected"] == len(file.errors)
+            assert status(row)["through_line"] == summary.rows + 1
     with session_scope(factory) as session:
         assert session.scalar(select(func.count()).select_from(Contact)) == 300 + sum(
             f.good for f in files
@@ -328,13 +331,19 @@ with session_scope(factory) as session, open(path, "rb") as stream:
 """
 
 
-def _import_row(factory: sessionmaker[Session]) -> AuditEvent | None:
+def status(row: ContactImport) -> dict[str, object]:
+    """What the import's status row says: state, counts, the last line settled, error."""
+    return {
+        "state": row.state,
+        **row.counts,
+        "through_line": row.through_line,
+        **({"error": row.error} if row.error else {}),
+    }
+
+
+def _import_row(factory: sessionmaker[Session]) -> ContactImport | None:
     with session_scope(factory) as session:
-        return session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.action == "contact.import")
-            .order_by(AuditEvent.id.desc())
-        ).first()
+        return session.scalars(select(ContactImport).order_by(ContactImport.id.desc())).first()
 
 
 def test_an_import_killed_midway_says_how_far_it_got_and_running_it_again_finishes(
@@ -356,7 +365,7 @@ def test_an_import_killed_midway_says_how_far_it_got_and_running_it_again_finish
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 row = _import_row(factory)
-                if row is not None and row.detail["through_line"] > 2000:
+                if row is not None and row.through_line > 2000:
                     break
                 assert child.poll() is None, stderr.read_text()
                 time.sleep(0.01)
@@ -366,18 +375,18 @@ def test_an_import_killed_midway_says_how_far_it_got_and_running_it_again_finish
             child.wait()
     assert child.returncode == -signal.SIGKILL, stderr.read_text()
     row = _import_row(factory)
-    assert row is not None and row.actor == "cli:test" and row.object_id == "big.csv"
+    assert row is not None and row.actor == "cli:test" and row.file_name == "big.csv"
     with session_scope(factory) as session:
         stored = session.scalar(select(func.count()).select_from(Contact)) or 0
     # the row matches what was committed: whole chunks, the last one it names
-    assert row.detail["state"] == RUNNING
+    assert status(row)["state"] == RUNNING
     assert 0 < stored < file.good
-    assert row.detail["imported"] == stored == row.detail["rows"]
-    assert row.detail["through_line"] == stored + 1
+    assert status(row)["imported"] == stored == status(row)["rows"]
+    assert status(row)["through_line"] == stored + 1
     # running the file again adds the rest and changes nothing that was there
     summary, _, _ = _import(factory, file)
     assert (summary.imported, summary.updated, summary.rejected) == (file.good - stored, stored, 0)
-    assert _import_row(factory).detail["state"] == DONE  # type: ignore[union-attr]
+    assert _import_row(factory).state == DONE  # type: ignore[union-attr]
     with session_scope(factory) as session:
         assert session.scalar(select(func.count()).select_from(Contact)) == file.good
         assert session.scalar(select(func.count()).select_from(Membership)) == 2 * file.good
@@ -409,10 +418,9 @@ def test_an_import_stopped_by_an_error_is_marked_failed_at_its_last_commit(
         import_contacts(
             session, Stream(), region="LA", chunk_size=3, actor=OFFICIAL, file_name="f.csv"
         )
-    row = session.scalars(select(AuditEvent).where(AuditEvent.action == "contact.import")).one()
+    row = session.scalars(select(ContactImport)).one()
     # two chunks of three rows were committed (lines 2-7); the third never was
-    assert row.detail == {
-        "community": None,
+    assert status(row) == {
         "state": FAILED,
         "error": "OSError: disk went away",
         "imported": 3,
@@ -425,6 +433,10 @@ def test_an_import_stopped_by_an_error_is_marked_failed_at_its_last_commit(
         "through_line": 7,
     }
     assert session.scalar(select(func.count()).select_from(Contact)) == 3
+    (failed,) = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "contact.import.failed")
+    ).all()
+    assert failed.detail == {"error": "OSError: disk went away", "through_line": 7}
 
 
 def test_a_sqlite_file_uses_wal_and_waits_for_the_write_lock(tmp_path: Path) -> None:
@@ -446,7 +458,11 @@ def test_the_command_line_import_is_audited_with_its_state_and_counts(
         assert f"imported {file.good}, updated 0, rejected {len(file.errors)}" in output
         report = list(csv.DictReader(io.StringIO((tmp_path / "people.csv.errors.csv").read_text())))
         assert [(int(r["line"]), r["column"]) for r in report] == file.errors
-        [event] = audit_events("contact.import")
-    assert event.object_id == "people.csv" and event.source == "cli"
-    assert event.detail["state"] == DONE and event.detail["through_line"] == 101
+        [started] = audit_events("contact.import")
+        [event] = audit_events("contact.import.done")
+        with get_runtime().session() as session:
+            row = session.scalars(select(ContactImport)).one()
+            session.expunge(row)
+    assert started.detail["file"] == "people.csv" and event.source == "cli"
+    assert (row.state, row.through_line) == (DONE, 101)
     assert (event.detail["imported"], event.detail["rejected"]) == (file.good, len(file.errors))

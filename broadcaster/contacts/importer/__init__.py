@@ -45,22 +45,23 @@ What happens to each row
 Transactions and memory
 -----------------------
 The file is read ``chunk_size`` records at a time, good and bad rows alike, and each chunk
-ends with one short write transaction: the chunk's good rows upserted, the import's audit
-row brought up to date, committed. This function owns those commits (``session.commit()``
+ends with one short write transaction: the chunk's good rows upserted, the import's status
+row (:class:`~broadcaster.contacts.models.ContactImport`) brought up to date, committed. This function owns those commits (``session.commit()``
 in :meth:`_Import.commit_chunk`, unlike other data helpers; the staging helpers it calls
 never commit). It commits once before reading the first row, too (the caller's work so far
-and the audit row saying the import started), so it never reads the file inside a
+and the rows saying the import started), so it never reads the file inside a
 transaction: reading and checking rows touches no table (communities are read up front),
 and on SQLite, where every transaction takes the write lock at its start, other writers
 (a campaign created, a status callback, the scheduler) wait at most for one chunk's write,
-not for the file. A file of rejected rows holds no lock at all but for the audit row's
+not for the file. A file of rejected rows holds no lock at all but for the status row's
 update after each chunk.
 
-The audit row (``contact.import``, written when an ``actor`` is given) is the import's
-status: ``state`` is ``running`` until the last chunk commits with ``done``, ``failed``
-(with ``error``) when the import stopped on an error, and its counts and ``through_line``
-(the last line settled) always match what is committed, as they commit in the same
-transaction as the chunk. A crash in the middle of a file keeps the chunks already
+With an ``actor``, the import has a status row and two audit rows, each written once:
+``contact.import`` when it starts and ``contact.import.done`` (with its counts) or
+``contact.import.failed`` when it ends. The status row's ``state`` is ``running`` until the
+last chunk commits with ``done``, ``failed`` (with ``error``) when the import stopped on an
+error, and its counts and ``through_line`` (the last line settled) always match what is
+committed, as they commit in the same transaction as the chunk. A crash in the middle of a file keeps the chunks already
 committed and leaves a row that says ``running`` (or ``failed``) and how far the import got;
 importing the same file again is safe (it is an upsert). ``errors_out`` is flushed at each
 commit, so the rejected rows of committed chunks are on disk too. Memory is bounded by the
@@ -75,7 +76,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -95,7 +96,7 @@ from broadcaster.contacts.importer.reading import COLUMNS, ImportFileError, Line
 from broadcaster.contacts.importer.staging import write_chunk
 from broadcaster.db import utcnow
 from broadcaster.errors import NotFound
-from broadcaster.models import AuditEvent, Community
+from broadcaster.models import Community, ContactImport
 from broadcaster.phones import PhoneError, mask_phone, mask_phones_in_text, mask_raw
 from broadcaster.phones import normalize_phone as _normalize_phone
 
@@ -144,8 +145,8 @@ class _Import:
         progress: Callable[[int], None] | None,
         chunk_size: int,
         header_bytes: int,
-        status: AuditEvent | None,
-        started: dict[str, Any],
+        status: ContactImport | None,
+        actor: Actor | None,
     ) -> None:
         self.session = session
         self.checker = checker
@@ -162,16 +163,11 @@ class _Import:
         self.chunk: dict[str, Row] = {}
         self.pending = 0  # records read since the last commit
         self.status = status
-        # The audit row's detail as last committed (never read back from the row: that
-        # would open a transaction while the file is read).
-        self.committed = started
+        self.actor = actor
 
-    def detail(self, state: str) -> dict[str, Any]:
-        """The audit row's detail: the state, the counts and the last line read."""
+    def counts(self) -> dict[str, int]:
         s = self.summary
         return {
-            **self.committed,
-            "state": state,
             "imported": s.imported,
             "updated": s.updated,
             "rejected": s.rejected,
@@ -179,7 +175,6 @@ class _Import:
             "unchanged_opted_out": s.unchanged_opted_out,
             "blank_lines": s.blank_lines,
             "rows": s.rows,
-            "through_line": self.lines.number,
         }
 
     def reject(self, line: int, problems: list[Bad], phone: str) -> None:
@@ -193,15 +188,22 @@ class _Import:
                 self.writer.writerow((error.line, error.column, error.reason, error.phone))
 
     def commit_chunk(self, state: str = RUNNING) -> None:
-        """Write the chunk's good rows and the audit row, and commit: the one place an
-        import commits a chunk (see the module docstring)."""
+        """Write the chunk's good rows and how far the import got, and commit: the one place
+        an import commits a chunk (see the module docstring). The last one also writes the
+        audit row of its end."""
         if self.chunk:
             write_chunk(self.session, self.chunk, self.ts, self.summary)
-        detail = self.detail(state)
+        counts = self.counts()
         if self.status is not None:
-            self.status.detail = detail
+            self.status.state = state
+            self.status.counts = counts
+            self.status.through_line = self.lines.number
+            self.status.updated_at = utcnow()
+            if state == DONE and self.actor is not None:
+                self.actor.record(
+                    self.session, "contact.import.done", "contact_import", self.status.id, **counts
+                )
         self.session.commit()
-        self.committed = detail
         self.chunk.clear()
         self.pending = 0
         if self.errors_out is not None:
@@ -216,13 +218,26 @@ class _Import:
         )
 
     def fail(self, exc: BaseException) -> None:
-        """Roll the chunk back and mark the audit row ``failed`` at the last commit."""
+        """Roll the chunk back and mark the import ``failed`` at its last commit (and say so
+        in the audit log)."""
         self.session.rollback()
         if self.status is None:
             return
         error = mask_phones_in_text(f"{type(exc).__name__}: {exc}")[:_MAX_ERROR]
         try:
-            self.status.detail = {**self.committed, "state": FAILED, "error": error}
+            status = self.session.get_one(ContactImport, self.status.id)
+            status.state = FAILED
+            status.error = error
+            status.updated_at = utcnow()
+            if self.actor is not None:
+                self.actor.record(
+                    self.session,
+                    "contact.import.failed",
+                    "contact_import",
+                    status.id,
+                    error=error,
+                    through_line=status.through_line,
+                )
             self.session.commit()
         except Exception:
             # The database itself may be what failed; the row then still says "running".
@@ -279,6 +294,14 @@ class _Import:
         return self.summary
 
 
+def recent(session: Session, actor: Actor, *, limit: int = 20) -> list[ContactImport]:
+    """The newest imports, ``actor``'s own (an admin's: everyone's)."""
+    stmt = select(ContactImport).order_by(ContactImport.id.desc()).limit(limit)
+    if not actor.is_admin:
+        stmt = stmt.where(ContactImport.user_id == actor.user_id)
+    return list(session.scalars(stmt))
+
+
 def import_contacts(
     session: Session,
     stream: IO[bytes] | IO[str],
@@ -317,10 +340,27 @@ def import_contacts(
     raw_lines, header, delimiter, header_bytes = open_csv(stream)
     checker = Checker(session, region, header, areas=areas, placed=default_id is not None)
     lines = Lines(raw_lines, first_number=1)
-    started: dict[str, Any] = {"community": default_community, "state": RUNNING, "through_line": 1}
     status = None
     if actor is not None:
-        status = actor.record(session, "contact.import", "file", file_name[:64], **started)
+        status = ContactImport(
+            file_name=file_name[:255],
+            community=default_community,
+            user_id=actor.user_id,
+            actor=actor.name,
+            state=RUNNING,
+            counts={},
+            through_line=1,
+        )
+        session.add(status)
+        session.flush()
+        actor.record(
+            session,
+            "contact.import",
+            "contact_import",
+            status.id,
+            file=file_name[:255],
+            community=default_community,
+        )
     # Whatever the caller's transaction holds is committed now: the file is then read with
     # no transaction open (the first chunk's commit would have committed it anyway).
     session.commit()
@@ -334,7 +374,7 @@ def import_contacts(
         chunk_size=chunk_size,
         header_bytes=header_bytes,
         status=status,
-        started=started,
+        actor=actor,
     )
     try:
         return run.run(csv.reader(lines, delimiter=delimiter))
