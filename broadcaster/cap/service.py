@@ -148,10 +148,10 @@ def _mapping_value(kind: str, value: str) -> str:
 
 
 def map_area(
-    session: Session, *, kind: str, value: str, community_slug: str
+    session: Session, actor: Actor, *, kind: str, value: str, community_slug: str
 ) -> tuple[CapAreaMapping, bool]:
     """Map CAP areas with this geocode (``VALUE`` or ``valueName=VALUE``) or this areaDesc
-    to a community; returns the mapping and whether it is new."""
+    to a community in ``actor``'s areas; returns the mapping and whether it is new."""
     if kind not in {k.value for k in AreaKind}:
         raise InvalidInput(f"{kind!r} is not one of geocode, name", field="kind")
     stored = _mapping_value(kind, value)
@@ -160,6 +160,7 @@ def map_area(
     if len(stored) > 255:
         raise InvalidInput("longer than 255 characters", field=kind)
     community = communities.get_by_slug(session, community_slug)
+    scope.check_communities(session, actor, [community.id])
     existing = session.scalar(
         select(CapAreaMapping).where(
             CapAreaMapping.kind == kind,

@@ -179,14 +179,24 @@ def campaigns_status(
 
 @app.command("list")
 @friendly
-def campaigns_list() -> None:
+def campaigns_list(
+    awaiting: Annotated[
+        bool,
+        typer.Option("--awaiting", help="Only those waiting for your approval (two-person rule)."),
+    ] = False,
+) -> None:
     """Recent campaigns in your areas (an official: of your organisation)."""
     from broadcaster.campaigns import actions
 
     caller = signed_in(ANYONE)
     table = Table("id", "name", "state", "priority", "recipients")
     with unit_of_work() as session:
-        for c in actions.list_visible(session, caller):
+        rows = (
+            actions.awaiting_my_approval(session, caller)
+            if awaiting
+            else actions.list_visible(session, caller)
+        )
+        for c in rows:
             table.add_row(str(c.id), c.name, c.state, c.priority, str(c.recipients))
     console.print(table)
 

@@ -136,7 +136,9 @@ def cap_map(
     kind, value = ("geocode", geocode) if geocode is not None else ("name", name or "")
     caller = signed_in(OFFICIAL)
     with unit_of_work() as session:
-        mapping, created = cap.map_area(session, kind=kind, value=value, community_slug=community)
+        mapping, created = cap.map_area(
+            session, caller, kind=kind, value=value, community_slug=community
+        )
         if created:
             log_action(
                 session,

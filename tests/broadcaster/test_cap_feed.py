@@ -36,7 +36,9 @@ def setup(session: Session) -> None:
     factories.community(session, "laos", country="LA", language="lo")
     factories.community(session, "bokeo", name="Bokeo province", parent="laos")
     factories.contact(session, factories.lao_number(501), community_slugs=("bokeo",))
-    cap.map_area(session, kind="geocode", value="ISO3166-2=LA-BK", community_slug="bokeo")
+    cap.map_area(
+        session, factories.SYSTEM, kind="geocode", value="ISO3166-2=LA-BK", community_slug="bokeo"
+    )
 
 
 def test_round_trip_gives_the_same_languages_texts_area_and_priority(session: Session) -> None:
@@ -137,7 +139,7 @@ def test_an_imported_alert_is_published_with_its_own_event_and_urgency(
 ) -> None:
     setup(session)
     factories.community(session, "namtha", parent="laos")
-    cap.map_area(session, kind="geocode", value="LA-LM", community_slug="namtha")
+    cap.map_area(session, factories.SYSTEM, kind="geocode", value="LA-LM", community_slug="namtha")
     xml = (
         Path(__file__).resolve().parents[1] / "data" / "cap" / "health_multilang.xml"
     ).read_bytes()

@@ -45,8 +45,16 @@ def provinces(session: Session, *, mapped: bool = True) -> None:
     for i in range(3):
         factories.contact(session, factories.lao_number(900 + i), community_slugs=("bokeo",))
     if mapped:
-        cap.map_area(session, kind="geocode", value="ISO3166-2=LA-BK", community_slug="bokeo")
-        cap.map_area(session, kind="geocode", value="LA-LM", community_slug="namtha")
+        cap.map_area(
+            session,
+            factories.SYSTEM,
+            kind="geocode",
+            value="ISO3166-2=LA-BK",
+            community_slug="bokeo",
+        )
+        cap.map_area(
+            session, factories.SYSTEM, kind="geocode", value="LA-LM", community_slug="namtha"
+        )
 
 
 def test_an_alert_becomes_an_urgent_draft_held_for_approval(session: Session) -> None:
@@ -102,7 +110,13 @@ def test_unmapped_areas_are_listed_with_the_command_that_maps_them(session: Sess
     assert "riskcast cap map --name" in message
     assert session.scalars(select(CapAlert)).all() == []
 
-    cap.map_area(session, kind="name", value="  chiang khong   RIVERSIDE ", community_slug="bokeo")
+    cap.map_area(
+        session,
+        factories.SYSTEM,
+        kind="name",
+        value="  chiang khong   RIVERSIDE ",
+        community_slug="bokeo",
+    )
     result = cap.import_alert(session, sample("flood_polygon.xml"), caller=factories.SYSTEM)
     assert result.communities == ["bokeo"]
     assert result.priority == "urgent"  # Immediate + Extreme
@@ -116,13 +130,15 @@ def test_unmapped_areas_are_listed_with_the_command_that_maps_them(session: Sess
 
 def test_a_mapping_is_made_once(session: Session) -> None:
     provinces(session, mapped=False)
-    first, created = cap.map_area(session, kind="geocode", value="LA-BK", community_slug="bokeo")
+    first, created = cap.map_area(
+        session, factories.SYSTEM, kind="geocode", value="LA-BK", community_slug="bokeo"
+    )
     again, created_again = cap.map_area(
-        session, kind="geocode", value=" LA-BK ", community_slug="bokeo"
+        session, factories.SYSTEM, kind="geocode", value=" LA-BK ", community_slug="bokeo"
     )
     assert created and not created_again and first.id == again.id
     with pytest.raises(InvalidInput, match="'shape' is not one of geocode, name"):
-        cap.map_area(session, kind="shape", value="x", community_slug="bokeo")
+        cap.map_area(session, factories.SYSTEM, kind="shape", value="x", community_slug="bokeo")
 
 
 def test_an_update_is_a_follow_up_draft(session: Session) -> None:
@@ -224,7 +240,13 @@ def test_a_cancel_of_an_unknown_alert_is_refused(session: Session) -> None:
 )
 def test_refused_alerts(session: Session, change: tuple[bytes, bytes], message: str) -> None:
     provinces(session)
-    cap.map_area(session, kind="name", value="Chiang Khong riverside", community_slug="bokeo")
+    cap.map_area(
+        session,
+        factories.SYSTEM,
+        kind="name",
+        value="Chiang Khong riverside",
+        community_slug="bokeo",
+    )
     with pytest.raises(InvalidInput) as caught:
         cap.import_alert(
             session, sample("flood_polygon.xml").replace(*change), caller=factories.SYSTEM
@@ -416,6 +438,17 @@ def test_cap_update_and_cancel_follow_the_apis_rules(
         headers={"Authorization": f"Bearer {province_token}", **xml},
     )
     assert provincial.status_code == 403, provincial.text
+    # Nor does Bokeo's official map CAP areas onto another province's communities.
+    as_province = {"Authorization": f"Bearer {province_token}"}
+    mapping = {"kind": "geocode", "value": "LA-XA"}
+    elsewhere = client.post(
+        "/api/v1/cap/mappings", json={**mapping, "community": "namtha"}, headers=as_province
+    )
+    assert elsewhere.status_code == 403
+    own_area = client.post(
+        "/api/v1/cap/mappings", json={**mapping, "community": "bokeo"}, headers=as_province
+    )
+    assert own_area.status_code == 201, own_area.text
 
     # A Cancel naming the alert but sent by someone else is refused, whoever posts it.
     forged = (

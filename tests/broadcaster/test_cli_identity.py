@@ -271,6 +271,12 @@ def test_an_official_sees_the_campaigns_of_their_areas_and_organisation(
 
     sign_in(monkeypatch, "boun", "official")  # same organisation, Bokeo
     assert "Hotline" in ok(cli("campaigns", "list")).stdout
+    urgent = create_campaign(cli, priority="urgent")
+    assert "Hotline" not in ok(cli("campaigns", "list", "--awaiting")).stdout  # own
+    sign_in(monkeypatch, "omar", "official")
+    waiting = ok(cli("campaigns", "list", "--awaiting")).stdout
+    ids = [line.split("│")[1].strip() for line in waiting.splitlines() if line.startswith("│")]
+    assert ids == [urgent]  # boun's urgent draft only (not omar's own, launched one)
     for outsider in ("sam", "hana"):  # another province; another organisation
         sign_in(monkeypatch, outsider, "official")
         refused(cli("campaigns", "status", others), f"campaign {others} does not exist")

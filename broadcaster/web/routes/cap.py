@@ -106,7 +106,7 @@ def add_mapping(body: MappingIn, caller: Official, session: Db) -> MappingOut:
     """Map CAP areas with this geocode (``VALUE`` or ``valueName=VALUE``) or this areaDesc
     to a community."""
     mapping, created = cap.map_area(
-        session, kind=body.kind, value=body.value, community_slug=body.community
+        session, caller, kind=body.kind, value=body.value, community_slug=body.community
     )
     if created:
         caller.record(
