@@ -38,6 +38,10 @@ class User(Base):
     # account never holds a credential of theirs.
     invite_hash: Mapped[str | None] = mapped_column(String(64))
     invite_expires_at: Mapped[datetime | None]
+    # How the dashboard speaks to them: its language (en, lo, th; None: the browser's) and
+    # the zone it shows times in (None: Asia/Vientiane).
+    locale: Mapped[str | None] = mapped_column(String(8))
+    timezone: Mapped[str | None] = mapped_column(String(64))
     # Signing in (broadcaster.users.auth, broadcaster.users.totp). A dashboard cookie
     # carries the epoch it was issued in; raising it (auth.end_sessions) ends them all.
     session_epoch: Mapped[int] = mapped_column(default=0, server_default=text("0"))

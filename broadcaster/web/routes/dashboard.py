@@ -46,6 +46,7 @@ from broadcaster.phones import mask_phone
 from broadcaster.runtime import Runtime
 from broadcaster.templates import service as templates
 from broadcaster.users import auth, totp
+from broadcaster.web import i18n
 from broadcaster.web.common import MAX_ID, Id
 from broadcaster.web.deps import Actor, Db, Rt, client_ip, get_rt
 from broadcaster.web.routes import campaigns as campaigns_api
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 PACKAGE = Path(__file__).resolve().parent.parent
 pages = Jinja2Templates(directory=str(PACKAGE / "templates"))
+i18n.install(pages.env)
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
 SESSION_HOURS = 8
@@ -128,6 +130,8 @@ def session_user(request: Request, session: Db) -> User:
 
 def signed_in(request: Request, session: Db) -> Actor:
     user = session_user(request, session)
+    request.state.locale = user.locale
+    request.state.zone = user.timezone
     if not totp.enrolled(user) and totp.required(
         user, require_totp=get_rt(request).settings.require_totp
     ):
@@ -149,8 +153,21 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
     request.session.setdefault("flash", []).append([kind, message])
 
 
+def page_locale(request: Request) -> str:
+    """The language of the page: the person's choice, else the one chosen before signing
+    in, else the browser's."""
+    return i18n.choose(
+        getattr(request.state, "locale", None),
+        request.session.get("locale"),
+        i18n.negotiate(request.headers.get("accept-language")),
+    )
+
+
 def render(request: Request, name: str, caller: Actor | None, **context: Any) -> HTMLResponse:
     messages = request.session.pop("flash", [])
+    locale = page_locale(request)
+    i18n.current.set(locale)
+    i18n.current_zone.set(getattr(request.state, "zone", None) or i18n.DEFAULT_ZONE)
     return pages.TemplateResponse(
         request,
         name,
@@ -159,9 +176,33 @@ def render(request: Request, name: str, caller: Actor | None, **context: Any) ->
             "csrf": csrf_token(request),
             "flashes": messages,
             "state_help": STATE_HELP,
+            "locale": locale,
+            "next_url": request.url.path,
             **context,
         },
     )
+
+
+def choose_language(
+    request: Request,
+    session: Db,
+    locale: Annotated[str, Form(max_length=8)],
+    csrf: Annotated[str, Form()],
+    next_url: Annotated[str, Form(alias="next", max_length=200)] = "/dashboard",
+) -> Response:
+    """The language of the dashboard: remembered for the signed-in person (and, before
+    signing in, for this browser)."""
+    check_csrf(request, csrf)
+    if locale not in i18n.LOCALES:
+        raise HTTPException(404, f"no language {locale!r}")
+    request.session["locale"] = locale
+    uid = request.session.get("uid")
+    user = session.get(User, uid) if isinstance(uid, int) else None
+    if user is not None and request.session.get("epoch") == user.session_epoch:
+        user.locale = locale
+    # Only a path of this site: never a redirect elsewhere.
+    target = next_url if next_url.startswith("/") and not next_url.startswith("//") else "/"
+    return back(target)
 
 
 def back(url: str) -> RedirectResponse:
@@ -763,6 +804,13 @@ def install(app: FastAPI, runtime: Runtime) -> None:
         "/login", login, methods=["POST"], include_in_schema=False, max_body_size=FORM_BYTES
     )
     app.add_api_route("/login/code", code_page, methods=["GET"], include_in_schema=False)
+    app.add_api_route(
+        "/language",
+        choose_language,
+        methods=["POST"],
+        include_in_schema=False,
+        max_body_size=FORM_BYTES,
+    )
     app.add_api_route("/login/invite", invitation_page, methods=["GET"], include_in_schema=False)
     app.add_api_route(
         "/login/invite",
