@@ -24,14 +24,15 @@ def extracted() -> set[str]:
     return {
         message if isinstance(message, str) else message[0]
         for _file, _line, message, _comments, _context in extract_from_dir(
-            str(TEMPLATES), method_map=[("templates/**.html", "jinja2")]
+            str(TEMPLATES),
+            method_map=[("templates/**.html", "jinja2"), ("routes/**.py", "python")],
         )
     }
 
 
 def test_every_string_of_the_pages_is_translated_in_lao_and_thai() -> None:
     wanted = extracted()
-    assert "Log in" in wanted and "Waiting for my approval" in wanted
+    assert {"Log in", "Waiting for my approval", "Saved."} <= wanted
     for locale in ("lo", "th"):
         catalog = i18n.catalog(locale)
         missing = sorted(wanted - set(catalog))
@@ -99,3 +100,25 @@ def test_times_are_shown_in_the_readers_zone_and_language_with_utc_on_hover(
         page = ada.get("/dashboard/audit", params={"action": "test.event"}).text
     assert 'title="2026-12-01 02:00:00 UTC"' in page
     assert "1 ธ.ค. 2026 09:00:00" in page  # 09:00 in Bangkok, in Thai
+
+
+def test_a_person_sets_their_language_and_zone(app: object, session: Session) -> None:
+    person(session, "noy", "official", password=PASSWORD)
+    with TestClient(app) as noy:
+        token = login(noy, "noy")
+        bad = noy.post(
+            "/dashboard/settings",
+            data={"csrf": token, "timezone": "Mars/Olympus", "locale": "th"},
+            follow_redirects=True,
+        )
+        assert "unknown time zone" in bad.text
+        saved = noy.post(
+            "/dashboard/settings",
+            data={"csrf": token, "timezone": "Asia/Bangkok", "locale": "th"},
+            follow_redirects=True,
+        )
+        assert "บันทึกแล้ว" in saved.text and '<html lang="th">' in saved.text
+        assert 'value="Asia/Bangkok"' in saved.text
+    session.expire_all()
+    user = auth.get_user(session, "noy")
+    assert (user.locale, user.timezone) == ("th", "Asia/Bangkok")

@@ -372,6 +372,58 @@ def logout(
     return back("/login")
 
 
+# Offered on the settings page (any IANA zone may be typed).
+COMMON_ZONES = (
+    "Asia/Vientiane",
+    "Asia/Bangkok",
+    "Asia/Phnom_Penh",
+    "Asia/Ho_Chi_Minh",
+    "Asia/Yangon",
+    "Asia/Kuala_Lumpur",
+    "UTC",
+)
+
+
+@router.get("/settings")
+def settings_page(request: Request, session: Db, caller: Viewer) -> HTMLResponse:
+    """The person's own language and the zone times are shown in."""
+    user = session.get_one(User, caller.user_id)
+    return render(
+        request,
+        "settings.html",
+        caller,
+        zone=user.timezone or i18n.DEFAULT_ZONE,
+        zones=COMMON_ZONES,
+        chosen=user.locale or "",
+    )
+
+
+@router.post("/settings")
+def save_settings(
+    request: Request,
+    session: Db,
+    caller: Viewer,
+    csrf: Annotated[str, Form()],
+    timezone: Annotated[str, Form(max_length=64)],
+    locale: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    user = session.get_one(User, caller.user_id)
+    with attempt(request, session):
+        zone = communities_service.check_timezone(timezone.strip())
+        if locale and locale not in i18n.LOCALES:
+            raise InvalidInput(f"no language {locale!r}", field="locale")
+        user.timezone = zone
+        user.locale = locale or None
+        if locale:
+            request.session["locale"] = locale
+        caller.record(session, "user.preferences", "user", user.id, locale=locale, timezone=zone)
+        request.state.locale = user.locale
+        i18n.current.set(page_locale(request))
+        flash(request, i18n.gettext("Saved."))
+    return back("/dashboard/settings")
+
+
 @router.get("/two-factor")
 def two_factor_page(request: Request, session: Db, user: Enrolling) -> HTMLResponse:
     """Enrolment: the secret, as text and as an ``otpauth://`` link, and a form for the
