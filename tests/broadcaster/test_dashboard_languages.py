@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from sqlalchemy.orm import Session
 
 from broadcaster.models import AuditEvent
@@ -26,13 +26,14 @@ def extracted() -> set[str]:
         for _file, _line, message, _comments, _context in extract_from_dir(
             str(TEMPLATES),
             method_map=[("templates/**.html", "jinja2"), ("routes/**.py", "python")],
+            keywords={**DEFAULT_KEYWORDS, **i18n.KEYWORDS},
         )
     }
 
 
 def test_every_string_of_the_pages_is_translated_in_lao_and_thai() -> None:
     wanted = extracted()
-    assert {"Log in", "Waiting for my approval", "Saved."} <= wanted
+    assert {"Log in", "Waiting for my approval", "Saved.", "Not found"} <= wanted
     for locale in ("lo", "th"):
         catalog = i18n.catalog(locale)
         missing = sorted(wanted - set(catalog))
@@ -122,3 +123,17 @@ def test_a_person_sets_their_language_and_zone(app: object, session: Session) ->
     session.expire_all()
     user = auth.get_user(session, "noy")
     assert (user.locale, user.timezone) == ("th", "Asia/Bangkok")
+
+
+def test_what_the_pages_say_back_is_in_the_readers_language(app: object) -> None:
+    with TestClient(app) as browser:
+        browser.headers["Accept-Language"] = "lo"
+        page = browser.get("/login").text
+        wrong = browser.post(
+            "/login",
+            data={"name": "nobody", "password": "not a password", "csrf": csrf(page)},
+            follow_redirects=True,
+        )
+        assert "ຊື່ ຫຼື ລະຫັດຜ່ານບໍ່ຖືກຕ້ອງ" in wrong.text
+        missing = browser.get("/dashboard/no-such-page")
+        assert missing.status_code in (303, 404)  # not signed in: to the login page

@@ -153,6 +153,13 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
     request.session.setdefault("flash", []).append([kind, message])
 
 
+def tr(request: Request, message: str, **values: object) -> str:
+    """``message`` in the language of the person making this request, filled in."""
+    i18n.current.set(page_locale(request))
+    text = i18n.gettext(message)
+    return text % values if values else text
+
+
 def page_locale(request: Request) -> str:
     """The language of the page: the person's choice, else the one chosen before signing
     in, else the browser's."""
@@ -239,12 +246,20 @@ def login(
     source = client_ip(request)
     if auth.sign_in_blocked(session, name, source, utcnow()):
         minutes = int(auth.FAILED_LOGIN_WINDOW.total_seconds() // 60)
-        flash(request, f"too many failed sign-ins: try again in {minutes} minutes", "error")
+        flash(
+            request,
+            tr(
+                request,
+                "too many failed sign-ins: try again in %(minutes)s minutes",
+                minutes=minutes,
+            ),
+            "error",
+        )
         return back("/login")
     user = auth.authenticate(session, name, password)
     if user is None:
         Actor(user_id=None, name=name[:100], role="", source=source).record(session, "login.failed")
-        flash(request, "wrong name or password", "error")
+        flash(request, tr(request, "wrong name or password"), "error")
         return back("/login")
     request.session.clear()
     if totp.enrolled(user):
@@ -274,10 +289,18 @@ def accept_invitation(
     source = client_ip(request)
     if auth.sign_in_blocked(session, name, source, utcnow()):
         minutes = int(auth.FAILED_LOGIN_WINDOW.total_seconds() // 60)
-        flash(request, f"too many failed sign-ins: try again in {minutes} minutes", "error")
+        flash(
+            request,
+            tr(
+                request,
+                "too many failed sign-ins: try again in %(minutes)s minutes",
+                minutes=minutes,
+            ),
+            "error",
+        )
         return back("/login/invite")
     if password != again:
-        flash(request, "the two passwords differ", "error")
+        flash(request, tr(request, "the two passwords differ"), "error")
         return back("/login/invite")
     try:
         auth.accept_invitation(
@@ -292,7 +315,7 @@ def accept_invitation(
         )
         flash(request, str(exc), "error")
         return back("/login/invite")
-    flash(request, "your password is set: sign in with it")
+    flash(request, tr(request, "your password is set: sign in with it"))
     return back("/login")
 
 
@@ -343,19 +366,31 @@ def login_code(
     now = utcnow()
     user = _pending(request, session, now)
     if user is None:
-        flash(request, "sign in again", "error")
+        flash(request, tr(request, "sign in again"), "error")
         return back("/login")
     source = client_ip(request)
     if auth.sign_in_blocked(session, user.name, source, now):
         request.session.pop("pending", None)
         minutes = int(auth.FAILED_LOGIN_WINDOW.total_seconds() // 60)
-        flash(request, f"too many failed sign-ins: try again in {minutes} minutes", "error")
+        flash(
+            request,
+            tr(
+                request,
+                "too many failed sign-ins: try again in %(minutes)s minutes",
+                minutes=minutes,
+            ),
+            "error",
+        )
         return back("/login")
     if not totp.check(session, user, code, now):
         Actor(user.id, user.name, user.role, source).record(
             session, "login.failed", "user", user.id, step="code"
         )
-        flash(request, "wrong code, or a code already used: wait for the next one", "error")
+        flash(
+            request,
+            tr(request, "wrong code, or a code already used: wait for the next one"),
+            "error",
+        )
         return back("/login/code")
     _start_session(request, session, user, source)
     return back("/dashboard")
@@ -419,8 +454,7 @@ def save_settings(
             request.session["locale"] = locale
         caller.record(session, "user.preferences", "user", user.id, locale=locale, timezone=zone)
         request.state.locale = user.locale
-        i18n.current.set(page_locale(request))
-        flash(request, i18n.gettext("Saved."))
+        flash(request, tr(request, "Saved."))
     return back("/dashboard/settings")
 
 
@@ -462,7 +496,10 @@ def two_factor_confirm(
     # Sessions signed in without a code end; this one goes on in the new epoch.
     auth.end_sessions(session, user)
     request.session["epoch"] = user.session_epoch
-    flash(request, "two-factor sign-in is on: you will be asked for a code after your password")
+    flash(
+        request,
+        tr(request, "two-factor sign-in is on: you will be asked for a code after your password"),
+    )
     return back("/dashboard")
 
 
@@ -808,7 +845,8 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 PAGE_PATHS = ("/dashboard", "/login", "/logout")
-PAGE_ERRORS = {403: "Not allowed", 404: "Not found"}
+PAGE_ERRORS = {403: i18n.N_("Not allowed"), 404: i18n.N_("Not found")}
+OTHER_ERROR = i18n.N_("Something went wrong")
 
 
 def is_page(request: Request) -> bool:
@@ -822,7 +860,7 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
         request,
         "error.html",
         None,
-        title=PAGE_ERRORS.get(status, "Something went wrong"),
+        title=tr(request, PAGE_ERRORS.get(status, OTHER_ERROR)),
         message=message,
     )
     response.status_code = status
@@ -892,5 +930,9 @@ def install(app: FastAPI, runtime: Runtime) -> None:
 
     @app.exception_handler(EnrolRequired)
     async def _enrol(request: Request, _exc: EnrolRequired) -> Response:
-        flash(request, "your account signs in with a two-factor code: set it up first", "warn")
+        flash(
+            request,
+            tr(request, "your account signs in with a two-factor code: set it up first"),
+            "warn",
+        )
         return back("/dashboard/two-factor")
