@@ -37,6 +37,7 @@ from messages import (
     LANGUAGES,
     LanguageError,
     TemplateError,
+    TemplateSpec,
     check_wording,
     choose_language,
     gsm_lookalike,
@@ -322,6 +323,29 @@ def preview_template(
         variants=variants,
         warnings=warnings,
     )
+
+
+def preview_spec(
+    spec: TemplateSpec, *, channel: str = "sms"
+) -> tuple[list[VariantPreview], list[PreviewWarning]]:
+    """A template not saved yet (the dashboard's editor), as :func:`preview_template`
+    shows a saved one: each variant rendered with the sample variables, and the
+    warnings."""
+    variables = {**CONTACT_SAMPLES, **spec.variables}
+    shown: list[VariantPreview] = []
+    warnings: list[PreviewWarning] = []
+    for language in _order(list(spec.variants), spec.default_language):
+        preview, found = _variant(
+            language,
+            spec.variants[language],
+            variables,
+            channel=channel,
+            default_language=spec.default_language,
+        )
+        if preview is not None:
+            shown.append(preview)
+        warnings.extend(found)
+    return shown, warnings
 
 
 # -- a campaign -----------------------------------------------------------------------

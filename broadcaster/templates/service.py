@@ -92,6 +92,24 @@ def get_version(session: Session, key: str, version: int | None = None) -> Templ
     return row
 
 
+def exists(session: Session, key: str) -> bool:
+    return session.scalar(select(Template.id).where(Template.key == key)) is not None
+
+
+def versions(session: Session, key: str) -> list[TemplateVersion]:
+    """Every version of template ``key``, newest first."""
+    template = session.scalar(select(Template).where(Template.key == key))
+    if template is None:
+        raise NotFound(f"template {key!r} does not exist")
+    return list(
+        session.scalars(
+            select(TemplateVersion)
+            .where(TemplateVersion.template_id == template.id)
+            .order_by(TemplateVersion.version.desc())
+        )
+    )
+
+
 def save_templates(session: Session, specs: Sequence[TemplateSpec]) -> list[SaveResult]:
     """Save every spec, in order; the caller's transaction makes it all or nothing."""
     keys = [spec.key for spec in specs]

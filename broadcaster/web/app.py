@@ -33,6 +33,7 @@ from broadcaster.web.routes import (
     communities,
     contacts,
     dashboard,
+    editor,
     inbox,
     queue,
     templates,
@@ -101,6 +102,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     # session the cookie carries.
     app.add_middleware(BodyGate)
     dashboard.install(app, runtime)
+    app.include_router(editor.router)
 
     @app.exception_handler(InvalidInput)
     async def _invalid(_request: Request, exc: InvalidInput) -> JSONResponse:

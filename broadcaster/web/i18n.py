@@ -43,11 +43,18 @@ def catalog(locale: str) -> dict[str, str]:
         return {}
     with path.open("rb") as f:
         po = read_po(f, locale=locale)
-    return {
-        str(m.id): str(m.string)
-        for m in po
-        if m.id and isinstance(m.id, str) and isinstance(m.string, str) and m.string
-    }
+    found: dict[str, str] = {}
+    for m in po:
+        if not m.id:
+            continue
+        if isinstance(m.id, str):
+            if isinstance(m.string, str) and m.string:
+                found[m.id] = m.string
+        elif m.string and m.string[0]:
+            # Lao and Thai have one form: singular and plural read the same.
+            for msgid in m.id:
+                found[str(msgid)] = str(m.string[0])
+    return found
 
 
 # What `pybabel extract` is told to look for in Python, besides gettext: ``tr(request,

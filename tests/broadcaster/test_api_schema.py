@@ -51,6 +51,15 @@ EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 6}
 FIXED_EXAMPLES = 4  # when the path or body is given, fewer generated variations are left
 # Bodies that name real rows, so creating gets past the 404s (generated ones rarely do).
 KNOWN_BODIES: dict[str, list[dict[str, object]]] = {
+    "POST /api/v1/templates": [
+        {
+            "key": "known-template",
+            "name": "Known",
+            "default_language": "en",
+            "variables": {"hotline": "1166"},
+            "variants": {"en": "Call {{ hotline }}.", "lo": "ໂທ {{ hotline }}."},
+        }
+    ],
     "POST /api/v1/campaigns": [
         {"name": "known", "template": "covid-test", "communities": ["laos"]},
         {

@@ -1,16 +1,19 @@
-"""/api/v1/templates: list, one template, and its preview (every language rendered)."""
+"""/api/v1/templates: list, one template, its preview (every language rendered), and a new
+version written as a template file is (officials; the same checks as the YAML loader)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from broadcaster.campaigns import preview
+from broadcaster.errors import InvalidInput
 from broadcaster.templates import service as templates
 from broadcaster.web.common import ERRORS
-from broadcaster.web.deps import Anyone, Db
+from broadcaster.web.deps import Anyone, Db, Official
+from messages import TemplateError, parse_template
 
 router = APIRouter(prefix="/api/v1/templates", tags=["templates"], responses=ERRORS)
 
@@ -37,6 +40,49 @@ class TemplateOut(BaseModel):
 @router.get("")
 def list_templates(_caller: Anyone, session: Db) -> list[TemplateSummary]:
     return [TemplateSummary.model_validate(t) for t in templates.list_templates(session)]
+
+
+class TemplateIn(BaseModel):
+    """A template as a YAML file holds it (see ``messages/catalog``)."""
+
+    key: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    default_language: str = Field(max_length=16)
+    variables: dict[str, str] = Field(default_factory=dict, max_length=50)
+    variants: dict[str, str] = Field(max_length=20)
+    source: str | None = Field(default=None, max_length=500)
+    review: bool = True
+    budget: int = Field(default=3, ge=1, le=10)
+
+
+class SavedOut(BaseModel):
+    key: str
+    version: int
+    created: bool
+    changed: bool
+
+
+@router.post("", status_code=200)
+def save_template(body: TemplateIn, caller: Official, session: Db) -> SavedOut:
+    """Save a template: a new version when anything changed, none otherwise."""
+    try:
+        spec = parse_template(body.model_dump(exclude_none=True), origin=body.key)
+    except TemplateError as exc:
+        raise InvalidInput(str(exc), field="template") from None
+    result = templates.save_template(session, spec)
+    if result.changed:
+        caller.record(
+            session,
+            "template.save",
+            "template",
+            spec.key,
+            version=result.version.version,
+            languages=sorted(spec.variants),
+            source="api",
+        )
+    return SavedOut(
+        key=spec.key, version=result.version.version, created=result.created, changed=result.changed
+    )
 
 
 @router.get("/{key}")
