@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     require_totp: bool = False
     # The hotline people are told to call in keyword replies (HELP, JOIN...).
     hotline: str = Field(default="1166", min_length=1)
+    # Hotlines by the country of a person's number, over RISKCAST_HOTLINE (which every
+    # country not listed gets): a Thai number is told Thailand's 1422, not Laos's 1166, in
+    # keyword replies and in a campaign's `hotline` unless the campaign set its own.
+    # JSON in the environment: RISKCAST_HOTLINES='{"TH": "1422", "KH": "115"}'.
+    hotlines: Annotated[dict[str, str], NoDecode] = Field(default_factory=lambda: {"TH": "1422"})
+    # The currency RISKCAST_SEGMENT_PRICES are in, named wherever a cost is shown.
+    currency: str = Field(default="USD", min_length=1, max_length=8)
     # An operator's JSON or YAML file of extra provider error codes (workers.providers.errors).
     error_codes_file: str | None = None
     default_region: str = "LA"
@@ -166,6 +173,32 @@ class Settings(BaseSettings):
             prices[key] = float(price)
         return prices
 
+    @field_validator("hotlines", mode="before")
+    @classmethod
+    def _hotlines(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f'must be JSON such as {{"TH": "1422"}} ({exc.msg})') from None
+        if not isinstance(value, dict):
+            raise ValueError("must be a JSON object of country -> hotline number")
+        hotlines: dict[str, str] = {}
+        for raw_key, number in value.items():
+            key = str(raw_key).strip().upper()
+            if key not in phonenumbers.SUPPORTED_REGIONS:
+                raise ValueError(f"{raw_key!r} is not a two-letter country code")
+            text = str(number).strip() if isinstance(number, str | int) else ""
+            if not text or isinstance(number, bool):
+                raise ValueError(f"the hotline for {key} must be a number such as 1422")
+            hotlines[key] = text
+        return hotlines
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        return value.strip()
+
     @field_validator("cookie_secure", mode="before")
     @classmethod
     def _unset(cls, value: object) -> object:
@@ -256,6 +289,10 @@ class Settings(BaseSettings):
         if self.cookie_secure is not None:
             return self.cookie_secure
         return self.public_url.startswith("https://")
+
+    def hotline_for(self, country: str | None) -> str:
+        """The hotline a person whose number is of ``country`` is told to call."""
+        return self.hotlines.get((country or "").upper(), self.hotline)
 
     @property
     def is_sqlite(self) -> bool:

@@ -332,6 +332,16 @@ REPLIES: Final[Mapping[str, Mapping[Reply, str]]] = {
 
 FALLBACK_LANGUAGE: Final = "en"
 
+# The language of the words every reply (in every language) and every poster tells people
+# to send: "ສົ່ງ JOIN ..." is Lao. A keyword in it says nothing of the sender's language.
+INSTRUCTED_LANGUAGE: Final = "en"
+
+
+def telling_language(word_language: str | None) -> str | None:
+    """The language a keyword written in ``word_language`` tells us its sender speaks, or
+    None when it tells nothing (the English words everyone is asked to send)."""
+    return None if word_language == INSTRUCTED_LANGUAGE else word_language
+
 
 def reply_language(*candidates: str | None) -> str:
     """The first of ``candidates`` that :data:`REPLIES` has, else English."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -27,12 +27,14 @@ from broadcaster.campaigns import service as campaigns
 from broadcaster.campaigns.audience import eligible_contacts
 from broadcaster.campaigns.quiet import in_quiet_hours
 from broadcaster.communities import service as communities
+from broadcaster.config import get_settings
 from broadcaster.db import utcnow
 from broadcaster.models import (
     Campaign,
     CampaignMessage,
     CampaignState,
     Channel,
+    Contact,
     Delivery,
     DeliveryState,
     TemplateVersion,
@@ -150,21 +152,29 @@ class _Digests:
 
 
 def _plan(
-    campaign: Campaign, version: TemplateVersion, rows: Sequence[Row[Any]], now: datetime
+    campaign: Campaign,
+    version: TemplateVersion,
+    rows: Sequence[Row[Any]],
+    now: datetime,
+    hotlines: Mapping[str, str] | None = None,
 ) -> tuple[list[tuple[int, str, bool]], Wanted]:
     """Per contact: which body (by digest) and whether quiet hours hold it back now.
 
     What is the same for many contacts is worked out once per page: the language for each
     (contact language, community language) pair, the campaign's own variables per
-    language, and quiet hours per time zone.
+    language, and quiet hours per time zone. ``hotlines`` (country -> number, see
+    :func:`broadcaster.campaigns.service.local_hotlines`) gives the contacts of those
+    countries, each row's last column, their own ``hotline``.
     """
+    hotlines = hotlines or {}
     bodies = version.bodies()
     used = {lang: variables_used(body) for lang, body in bodies.items()}
+    per_contact = ("community", "name", "hotline") if hotlines else ("community", "name")
     digests = {
         lang: _Digests(
             lang,
             {k: v for k, v in campaign.variables.items() if k in names},
-            [name for name in ("community", "name") if name in names],
+            [name for name in per_contact if name in names],
         )
         for lang, names in used.items()
     }
@@ -185,12 +195,15 @@ def _plan(
         names = used[language]
         maker = digests[language]
         values = maker.fixed
-        if "name" in names or "community" in names:
+        local = bool(hotlines) and "hotline" in names
+        if "name" in names or "community" in names or local:
             values = dict(values)
             if "name" in names:
                 values["name"] = name or ""
             if "community" in names:
                 values["community"] = community_name
+            if local:
+                values["hotline"] = hotlines.get(row[-1], values["hotline"])
         digest = maker.digest(values)
         if digest not in wanted:
             wanted[digest] = (language, values)
@@ -353,10 +366,14 @@ def prepare_page(session: Session, campaign: Campaign, after: int, page_size: in
     community_ids = communities.expand_ids(
         session, campaign.audience["communities"], descendants=campaign.audience["descendants"]
     )
-    rows = session.execute(eligible_contacts(campaign, community_ids, after, page_size)).all()
+    audience = eligible_contacts(campaign, community_ids, after, page_size)
+    hotlines = campaigns.local_hotlines(campaign, version, get_settings().hotlines)
+    if hotlines:
+        audience = audience.add_columns(Contact.country)
+    rows = session.execute(audience).all()
     prepared = Prepared(after=after, page_size=page_size, now=utcnow())
     prepared.contacts = [(row[0], row[4]) for row in rows]
-    prepared.planned, wanted = _plan(campaign, version, rows, prepared.now)
+    prepared.planned, wanted = _plan(campaign, version, rows, prepared.now, hotlines)
     try:
         prepared.rendered = _render(version.bodies(), wanted)
     except TemplateError as exc:

@@ -7,7 +7,9 @@ memory. Each contact's language is chosen with :func:`messages.choose_language`,
 fan-out uses. Per language it shows the rendered text (contact variables replaced by
 :data:`messages.CONTACT_SAMPLES`), its encoding and SMS segments, the recipients and how many
 of them fall back from a language the template lacks, and the estimated cost from the
-price per segment of each destination country (``RISKCAST_SEGMENT_PRICES``).
+price per segment of each destination country (``RISKCAST_SEGMENT_PRICES``, in
+``RISKCAST_CURRENCY``). Recipients whose number's country has a hotline of its own
+(``RISKCAST_HOTLINES``) are shown and costed with it, as fan-out sends it.
 
 Warnings say what an official should look at before sending: a stray non-GSM character
 that turns a Latin-script text into UCS-2, stigmatising wording, a text over three
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
@@ -30,6 +32,7 @@ from sqlalchemy.orm import Session
 from broadcaster.campaigns import service as campaigns
 from broadcaster.campaigns.audience import eligible_contacts
 from broadcaster.communities import service as communities
+from broadcaster.config import get_settings
 from broadcaster.models import Campaign, Contact, TemplateVersion
 from broadcaster.templates import service as templates
 from messages import (
@@ -44,6 +47,7 @@ from messages import (
     normalize_language,
     render,
     segments,
+    variables_used,
 )
 
 MAX_SEGMENTS: Final = 3
@@ -95,6 +99,9 @@ class LanguagePreview(VariantPreview):
     countries: dict[str, int] = field(default_factory=dict)
     total_segments: int = 0
     cost: float = 0.0
+    # Country -> the hotline numbers of that country are told instead of the one in
+    # ``text`` (``Settings.hotlines``); their segments and cost are counted with it.
+    hotlines: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,7 @@ class CampaignPreview:
     total_segments: int
     cost: float
     unpriced_segments: int
+    currency: str  # of every price and cost (``Settings.currency``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -396,13 +404,47 @@ def _price(prices: Mapping[str, float], country: str) -> float | None:
     return price if price is not None else prices.get("default")
 
 
+def _parts(body: str, variables: Mapping[str, object], channel: str, fallback: int) -> int:
+    try:
+        return segments(render(body, variables), channel).parts
+    except TemplateError:
+        return fallback
+
+
+def _told(
+    body: str,
+    variables: Mapping[str, object],
+    channel: str,
+    parts: int,
+    countries: Iterable[str],
+    local: Mapping[str, str],
+) -> tuple[dict[str, str], dict[str, int]]:
+    """Country -> the hotline its recipients of ``body`` are told instead of the campaign's,
+    and country -> their segments with it (a number of another length may change them)."""
+    if not local or "hotline" not in variables_used(body):
+        return {}, {}
+    told = {country: local[country] for country in sorted(countries) if country in local}
+    return told, {
+        country: _parts(body, {**variables, "hotline": number}, channel, parts)
+        for country, number in told.items()
+    }
+
+
 def preview_campaign(
-    session: Session, campaign_id: int, *, prices: Mapping[str, float]
+    session: Session,
+    campaign_id: int,
+    *,
+    prices: Mapping[str, float],
+    currency: str | None = None,
+    hotlines: Mapping[str, str] | None = None,
 ) -> CampaignPreview:
     """What campaign ``campaign_id`` sends, to how many people, at what cost.
 
     ``prices`` is the price of one segment per destination country (ISO code), with
-    ``"default"`` for the rest (``Settings.segment_prices``).
+    ``"default"`` for the rest (``Settings.segment_prices``), in ``currency``; ``hotlines``
+    the hotline per country of a recipient's number that fan-out puts in the campaign's
+    place (:func:`broadcaster.campaigns.service.local_hotlines`). Both default to the
+    process's settings, as fan-out's do.
     """
     campaign = campaigns.get(session, campaign_id)
     version = session.get_one(TemplateVersion, campaign.template_version_id)
@@ -431,6 +473,11 @@ def preview_campaign(
         **{k: str(v) for k, v in campaign.variables.items()},
     }
     warnings = _common_warnings(version)
+    local = campaigns.local_hotlines(
+        campaign, version, get_settings().hotlines if hotlines is None else hotlines
+    )
+    # A preferred-channel campaign is costed as SMS: every WhatsApp may fall back.
+    channel = "sms" if campaign.channel == "preferred" else campaign.channel
     rows: list[LanguagePreview] = []
     by_country: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # recipients, segments
     for language in _order(list(bodies), default_language):
@@ -438,21 +485,24 @@ def preview_campaign(
             language,
             bodies[language],
             variables,
-            # A preferred-channel campaign is costed as SMS: every WhatsApp may fall back.
-            channel="sms" if campaign.channel == "preferred" else campaign.channel,
+            channel=channel,
             default_language=default_language,
         )
         warnings.extend(found)
         if variant is None:
             continue
         tally = tallies.get(language, _Tally())
+        told, parts = _told(
+            bodies[language], variables, channel, variant.segments, tally.countries, local
+        )
         cost = 0.0
         for country, count in tally.countries.items():
+            segs = parts.get(country, variant.segments)
             by_country[country][0] += count
-            by_country[country][1] += count * variant.segments
+            by_country[country][1] += count * segs
             price = _price(prices, country)
             if price is not None:
-                cost += count * variant.segments * price
+                cost += count * segs * price
         rows.append(
             LanguagePreview(
                 **asdict(variant),
@@ -460,8 +510,12 @@ def preview_campaign(
                 fell_back=tally.fell_back,
                 fell_back_from=dict(sorted(tally.fell_back_from.items())),
                 countries=dict(sorted(tally.countries.items())),
-                total_segments=tally.recipients * variant.segments,
+                total_segments=sum(
+                    count * parts.get(country, variant.segments)
+                    for country, count in tally.countries.items()
+                ),
                 cost=cost,
+                hotlines=told,
             )
         )
 
@@ -519,4 +573,5 @@ def preview_campaign(
         total_segments=sum(row.total_segments for row in rows),
         cost=sum(c.cost for c in countries),
         unpriced_segments=sum(c.segments for c in unpriced),
+        currency=get_settings().currency if currency is None else currency,
     )

@@ -157,6 +157,19 @@ def create_campaign(
     return campaign
 
 
+def local_hotlines(
+    campaign: Campaign, version: TemplateVersion, hotlines: Mapping[str, str]
+) -> dict[str, str]:
+    """Country -> the ``hotline`` people whose numbers are of that country are told instead
+    of the campaign's (``Settings.hotlines``): a short number such as 1166 rings only in its
+    own country. Empty when the official set the campaign's hotline to a number of their
+    own (anything but the template's value, which is what an unset variable keeps)."""
+    own = campaign.variables.get("hotline")
+    if own is None or str(version.variables.get("hotline")) != str(own):
+        return {}
+    return {country: number for country, number in hotlines.items() if number != own}
+
+
 def schedule(
     session: Session,
     campaign_id: int,

@@ -236,7 +236,7 @@ def _print_preview(preview: CampaignPreview) -> None:
         "units",
         "segments",
         "total segments",
-        "cost",
+        f"cost ({preview.currency})",
         show_footer=True,
     )
     for column in table.columns[1:]:
@@ -264,7 +264,13 @@ def _print_preview(preview: CampaignPreview) -> None:
         column.footer = footer
     console.print(table)
     if preview.countries:
-        by_country = Table("country", "recipients", "segments", "price / segment", "cost")
+        by_country = Table(
+            "country",
+            "recipients",
+            "segments",
+            f"price / segment ({preview.currency})",
+            f"cost ({preview.currency})",
+        )
         for column in by_country.columns[1:]:
             column.justify = "right"
         for c in preview.countries:
@@ -279,6 +285,12 @@ def _print_preview(preview: CampaignPreview) -> None:
     print_texts(
         [(f"{r.language} ({r.encoding}, {r.segments} seg)", r.text) for r in preview.languages]
     )
+    for row in preview.languages:
+        for country, number in row.hotlines.items():
+            console.print(
+                f"{row.language}: numbers of {country} are told their country's hotline, {number}",
+                highlight=False,
+            )
     print_warnings(preview.warnings)
     unpriced = (
         f" (+ {preview.unpriced_segments:,} segments with no price)"
@@ -287,7 +299,8 @@ def _print_preview(preview: CampaignPreview) -> None:
     )
     console.print(
         f"[bold]total:[/bold] {preview.recipients:,} recipients, "
-        f"{preview.total_segments:,} SMS segments, estimated cost {_money(preview.cost)}{unpriced}",
+        f"{preview.total_segments:,} SMS segments, "
+        f"estimated cost {_money(preview.cost)} {preview.currency}{unpriced}",
         highlight=False,
     )
 
@@ -299,16 +312,23 @@ def campaigns_preview(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """What a campaign sends, per language: text, encoding, segments, recipients, who falls
-    back to another language, and the estimated cost (RISKCAST_SEGMENT_PRICES)."""
+    back to another language, and the estimated cost (RISKCAST_SEGMENT_PRICES, in
+    RISKCAST_CURRENCY)."""
     from broadcaster.campaigns import actions
     from broadcaster.campaigns.preview import preview_campaign
     from broadcaster.runtime import get_runtime
 
     caller = signed_in(ANYONE)
-    prices = get_runtime().settings.segment_prices
+    settings = get_runtime().settings
     with unit_of_work() as session:
         actions.get_visible(session, caller, campaign_id)
-        preview = preview_campaign(session, campaign_id, prices=prices)
+        preview = preview_campaign(
+            session,
+            campaign_id,
+            prices=settings.segment_prices,
+            currency=settings.currency,
+            hotlines=settings.hotlines,
+        )
     if as_json:
         sys.stdout.write(json.dumps(preview.to_dict(), ensure_ascii=False) + "\n")
         return

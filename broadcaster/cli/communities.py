@@ -32,10 +32,16 @@ def communities_add(
     parent: Annotated[str | None, typer.Option(help="Slug of the parent community.")] = None,
     country: Annotated[str | None, typer.Option(help="Two-letter country code.")] = None,
     language: Annotated[
-        str | None, typer.Option(help="Default language (lo, th, en, ...).")
+        str | None,
+        typer.Option(
+            help="Default language (lo, th, en, ...); unset: a same-country parent's, else the country's."
+        ),
     ] = None,
     timezone: Annotated[
-        str | None, typer.Option(help="IANA time zone, e.g. Asia/Vientiane.")
+        str | None,
+        typer.Option(
+            help="IANA time zone, e.g. Asia/Vientiane; unset: a same-country parent's, else the country's."
+        ),
     ] = None,
     kind: Annotated[
         str,

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from broadcaster import countries
 from broadcaster.areas import scope
 from broadcaster.audit.service import Actor
 from broadcaster.errors import Forbidden, InvalidInput, NotFound
@@ -18,6 +19,9 @@ from broadcaster.models import Community, CommunityKind, Membership
 from messages import LanguageError, normalize_language
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# What a community in no known country speaks and keeps time in.
+DEFAULT_LANGUAGE = "lo"
+DEFAULT_TIMEZONE = "Asia/Vientiane"
 
 
 def check_timezone(value: str, field: str = "timezone") -> str:
@@ -48,7 +52,9 @@ def add_community(
     timezone: str | None = None,
     kind: str = CommunityKind.OTHER.value,
 ) -> Community:
-    """Create a community; unset country, language and time zone come from the parent."""
+    """Create a community; an unset country comes from the parent, an unset language and
+    time zone from a parent in the same country, else from the country
+    (:mod:`broadcaster.countries`), else the defaults (Lao, Asia/Vientiane)."""
     if not SLUG.match(slug):
         raise InvalidInput(
             f"{slug!r} is not a slug (lower-case letters, digits, - and _)", field="slug"
@@ -72,14 +78,27 @@ def add_community(
         country = country.upper()
     if timezone is not None:
         check_timezone(timezone)
+    # A parent in the same country lends its language and zone; a community in a country
+    # of its own (a Thai worksite under a Lao province) takes its country's.
+    lender = parent_row if parent_row and country in (None, parent_row.country) else None
+    country = country or (parent_row.country if parent_row else None)
+    if timezone is None and lender is None and country is not None:
+        timezone = countries.timezone_of(country)
+        if timezone is None:
+            raise InvalidInput(
+                f"no time zone is known for country {country!r}; name one (e.g. Asia/Vientiane)",
+                field="timezone",
+            )
+    if language is None and lender is None and country is not None:
+        language = countries.language_of(country)
     community = Community(
         slug=slug,
         name=name,
         kind=kind,
         parent_id=parent_row.id if parent_row else None,
-        country=country or (parent_row.country if parent_row else None),
-        language=language or (parent_row.language if parent_row else "lo"),
-        timezone=timezone or (parent_row.timezone if parent_row else "Asia/Vientiane"),
+        country=country,
+        language=language or (lender.language if lender else DEFAULT_LANGUAGE),
+        timezone=timezone or (lender.timezone if lender else DEFAULT_TIMEZONE),
     )
     session.add(community)
     session.flush()

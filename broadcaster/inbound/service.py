@@ -7,10 +7,14 @@ they mean to the database:
   number we do not know yet is recorded as opted out too, so importing it later never
   subscribes it (see :func:`broadcaster.contacts.service.add_contact`).
 - START: an opted-out contact is active again. A blocked contact stays blocked.
-- HELP: answered with the hotline; nothing changes.
+- HELP: answered with the hotline (of the sender's country: ``RISKCAST_HOTLINES``);
+  nothing changes.
 - JOIN <code>: the community whose slug is the code gains the contact; an unknown number
   becomes a contact (consent source ``keyword``, language from the words used, country
   from the number), an opted-out one is opted in again (joining is asking to receive).
+  The English words tell nothing of a language (every reply and poster asks people to
+  send them), so a contact who used them and has no language of their own is answered,
+  and later sent campaigns, in the community's language.
 - LEAVE <code>: the membership goes.
 
 Every message is stored once per provider SID (a repeated webhook changes nothing) with
@@ -21,6 +25,7 @@ see in their inbox. Changes are written to the audit log with the sender's maske
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
@@ -39,7 +44,15 @@ from broadcaster.models import (
     Membership,
 )
 from broadcaster.phones import PhoneError, country_of, mask_phone, normalize_phone
-from messages.keywords import Keyword, Match, Reply, guess_language, parse, reply_language
+from messages.keywords import (
+    Keyword,
+    Match,
+    Reply,
+    guess_language,
+    parse,
+    reply_language,
+    telling_language,
+)
 from messages.keywords import reply_text as _reply_text
 
 log = logging.getLogger(__name__)
@@ -147,16 +160,23 @@ class _Handler:
         self.body = body
         self.hotline = hotline
         self.stored_keyword: Keyword | None = match.keyword if match else None
+        self.community: Community | None = None  # the one JOIN or LEAVE named
 
     @property
     def language(self) -> str:
+        """The contact's language, else that of a word which tells one, else the named
+        community's, else the message's."""
+        word = self.match.language if self.match else None
         return reply_language(
             self.contact.language if self.contact else None,
-            self.match.language if self.match else None,
+            telling_language(word),
+            self.community.language if self.community else None,
+            word,
             guess_language(self.body),
         )
 
-    def text(self, reply: Reply, community: Community | None = None) -> str:
+    def text(self, reply: Reply) -> str:
+        community = self.community
         return _reply_text(
             reply,
             self.language,
@@ -186,7 +206,7 @@ class _Handler:
         except PhoneError:
             country = None
         now = utcnow()
-        language = self.match.language if self.match else guess_language(self.body)
+        language = telling_language(self.match.language if self.match else None)
         contact = Contact(
             phone=phone,
             country=country,
@@ -257,7 +277,6 @@ class _Handler:
         match = self.match
         if match is None:
             return ""
-        community: Community | None = None
         if match.keyword is Keyword.STOP:
             reply = self.stop()
         elif match.keyword is Keyword.START:
@@ -267,7 +286,7 @@ class _Handler:
         elif match.code is None:
             reply = Reply.MISSING_CODE
         else:
-            community = community_by_code(self.session, match.code)
+            community = self.community = community_by_code(self.session, match.code)
             if community is None:
                 # A code we do not know: an official may want to help, so it goes to the inbox.
                 self.stored_keyword = None
@@ -276,7 +295,16 @@ class _Handler:
                 reply = self.join(community)
             else:
                 reply = self.leave(community)
-        return self.text(reply, community)
+        return self.text(reply)
+
+
+def _hotline(sender: _Sender, hotline: str, hotlines: Mapping[str, str] | None) -> str:
+    if not hotlines or sender.phone is None:
+        return hotline
+    try:
+        return hotlines.get(country_of(sender.phone), hotline)
+    except PhoneError:
+        return hotline
 
 
 def receive(
@@ -288,9 +316,13 @@ def receive(
     body: str,
     region: str,
     hotline: str,
+    hotlines: Mapping[str, str] | None = None,
     opt_out_type: str | None = None,
 ) -> InboundResult:
     """Store an inbound message once (by provider SID), act on its keyword, say what to reply.
+
+    Replies name ``hotline``, or the one ``hotlines`` lists for the country of the sender's
+    number (``Settings.hotlines``).
 
     ``opt_out_type`` is Twilio's ``OptOutType`` (STOP, START, HELP), sent when a Messaging
     Service's Advanced Opt-Out recognised the message: Twilio has acted and answered, so
@@ -311,7 +343,7 @@ def receive(
         if sender.phone
         else None
     )
-    handler = _Handler(session, sender, contact, match, body, hotline)
+    handler = _Handler(session, sender, contact, match, body, _hotline(sender, hotline, hotlines))
     reply = handler.act() or None
     contact = handler.contact
     if contact is not None:

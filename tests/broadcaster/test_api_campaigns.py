@@ -54,6 +54,7 @@ def test_create_preview_launch_and_operate(
     assert shown["recipients"] == 3
     assert {lang["language"] for lang in shown["languages"]} >= {"en", "lo", "th"}
     assert all(lang["segments"] >= 1 for lang in shown["languages"])
+    assert shown["currency"] == "USD"  # what the cost is in (RISKCAST_CURRENCY)
 
     launched = client.post(f"/api/v1/campaigns/{cid}/launch", headers=official.headers)
     assert launched.status_code == 200 and launched.json()["state"] == "scheduled"

@@ -114,6 +114,34 @@ def test_add_contact_checks_language_and_country(session: Session) -> None:
     assert not created and again.id == thai.id and again.name == "Somchai"
 
 
+def test_a_community_keeps_its_countrys_time_and_language(session: Session) -> None:
+    laos = factories.community(session, "laos", kind="country", country="LA")
+    thai = factories.community(session, "chiang-rai", country="TH")
+    assert (laos.timezone, laos.language) == ("Asia/Vientiane", "lo")
+    assert (thai.timezone, thai.language) == ("Asia/Bangkok", "th")
+    # a province inherits its country's; a Thai worksite under it takes Thailand's
+    bokeo = factories.community(session, "bokeo", parent="laos", timezone="Asia/Bangkok")
+    farm = factories.community(session, "farm", parent="bokeo", country="th")
+    village = factories.community(session, "village", parent="bokeo", language="th")
+    assert (bokeo.country, bokeo.language) == ("LA", "lo")
+    assert (farm.country, farm.timezone, farm.language) == ("TH", "Asia/Bangkok", "th")
+    assert (village.country, village.timezone, village.language) == ("LA", "Asia/Bangkok", "th")
+    for slug, country, zone, language in [
+        ("phnom-penh", "KH", "Asia/Phnom_Penh", "km"),
+        ("hanoi", "VN", "Asia/Ho_Chi_Minh", "vi"),
+        ("yangon", "MM", "Asia/Yangon", "my"),
+        ("shanghai", "CN", "Asia/Shanghai", "lo"),  # the first of a country's zones
+    ]:
+        row = factories.community(session, slug, country=country)
+        assert (row.timezone, row.language) == (zone, language)
+    explicit = factories.community(
+        session, "mae-sot", country="TH", timezone="Asia/Yangon", language="my"
+    )
+    assert (explicit.timezone, explicit.language) == ("Asia/Yangon", "my")
+    with pytest.raises(InvalidInput, match="no time zone is known for country 'ZZ'"):
+        factories.community(session, "nowhere", country="ZZ")
+
+
 # -- the CLI -----------------------------------------------------------------------------------
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
@@ -135,6 +163,8 @@ def test_cli_communities_list_and_contacts(cli: Run) -> None:
         listing
     )
     assert "└── bokeo  Bokeo" in listing and "1 member" in listing.splitlines()[1]
+    thai = ok(cli("communities", "add", "worksite", "--name", "Farm", "--country", "TH"))
+    assert "community worksite added (th, Asia/Bangkok)" in thai.stdout
 
 
 def test_cli_opt_out_and_opt_in_are_audited(cli: Run) -> None:

@@ -27,7 +27,9 @@ variants:
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
-    with cli_on_sqlite(tmp_path, monkeypatch, segment_prices=json.dumps(PRICES)) as run:
+    with cli_on_sqlite(
+        tmp_path, monkeypatch, segment_prices=json.dumps(PRICES), currency="EUR"
+    ) as run:
         yield run
 
 
@@ -74,6 +76,9 @@ def test_campaign_preview_json(cli: Run, tmp_path: Path) -> None:
     }
     assert rows["th"]["fell_back_from"] == {"km": 1}
     assert rows["en"]["text"] == "Call 1166 if you feel unwell. Testing is free."
+    # the Thai numbers are told Thailand's hotline (RISKCAST_HOTLINES' default)
+    assert (rows["en"]["hotlines"], rows["th"]["hotlines"]) == ({}, {"TH": "1422"})
+    assert data["currency"] == "EUR"
     assert rows["en"]["encoding"] == "GSM-7" and rows["lo"]["encoding"] == "UCS-2"
     assert data["recipients"] == 5 and data["total_segments"] == 5
     assert data["cost"] == pytest.approx(3 * 0.045 + 2 * 0.03)
@@ -92,7 +97,9 @@ def test_campaign_preview_table(cli: Run, tmp_path: Path) -> None:
     assert (
         "1 recipient(s) speak km (Khmer), which has no variant in v1; they receive: th (1)" in out
     )
-    assert "total: 5 recipients, 5 SMS segments, estimated cost 0.195" in out
+    assert "total: 5 recipients, 5 SMS segments, estimated cost 0.195 EUR" in out
+    assert "cost (EUR)" in out and "price / segment (EUR)" in out
+    assert "th: numbers of TH are told their country's hotline, 1422" in out
 
 
 def test_campaign_preview_of_a_missing_campaign(cli: Run) -> None:

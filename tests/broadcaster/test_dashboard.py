@@ -161,6 +161,32 @@ def test_official_composes_second_official_approves_operator_watches(
     assert ("login.failed", "olivia") in done
 
 
+def test_the_preview_names_its_currency_and_the_thai_hotline(session: Session) -> None:
+    factories.community(session, "laos", country="LA", language="lo")
+    factories.contact(session, factories.lao_number(850), community_slugs=("laos",))
+    factories.contact(session, factories.thai_number(851), community_slugs=("laos",))
+    factories.template(session)
+    person(session, "olivia", "official", password=PASSWORD)
+    app = make_app(session, segment_prices='{"default": 450}', currency="LAK")
+    with TestClient(app) as olivia:
+        token = login(olivia, "olivia")
+        form = {
+            "csrf": token,
+            "name": "Testing week",
+            "template": "covid-test",
+            "communities": ["laos"],
+            "priority": "bulk",
+            "channel": "sms",
+        }
+        for action in ("preview", "create"):
+            page = olivia.post(
+                "/dashboard/compose", data={**form, "action": action}, follow_redirects=True
+            ).text
+            assert '<strong class="cost">900.00 LAK</strong>' in page  # 2 x 1 segment x 450
+            assert "cost 900.00 LAK" in page  # the Lao variant's line
+            assert "Numbers of TH are told their country's hotline, 1422." in page
+
+
 def test_officials_see_which_templates_await_review(app: object, session: Session) -> None:
     """A template whose translations await a native speaker says so in the official's
     preview; once a reviewer signs it off (``review: false``, a new version) it no longer

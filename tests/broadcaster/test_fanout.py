@@ -49,20 +49,43 @@ def test_each_person_once_in_their_language(session: Session) -> None:
     assert set(bodies) == {lao.id, thai.id, english.id, fallback.id}
     assert outsider.id not in bodies
     assert bodies[lao.id].startswith("ມີການກວດ") and bodies[lao.id].endswith("1166.")
-    assert bodies[thai.id].startswith("มีบริการ")
+    assert bodies[thai.id] == "มีบริการตรวจโควิด-19 ฟรี โทร 1422"  # Thailand's hotline
     assert bodies[english.id] == "Free COVID-19 testing is available. Call 1166."
-    assert bodies[fallback.id].startswith("มีบริการ")
-    # rendered once per language, not per person
+    assert bodies[fallback.id] == "มีบริการตรวจโควิด-19 ฟรี โทร 1166"  # a Lao number reading Thai
+    # rendered once per language and hotline, not per person
     assert (
         session.scalar(
             select(func.count())
             .select_from(CampaignMessage)
             .where(CampaignMessage.campaign_id == cid)
         )
-        == 3
+        == 4
     )
     assert len(page.batches) == 2  # 4 deliveries in batches of 2
     assert campaigns.get(session, cid).state == CampaignState.SENDING
+
+
+def test_the_hotline_follows_the_recipients_country_unless_the_official_set_one(
+    session: Session,
+) -> None:
+    factories.community(session, "border", language="lo")
+    lao = [factories.contact(session, community_slugs=("border",)) for _ in range(3)]
+    thai = [
+        factories.contact(session, factories.thai_number(n), community_slugs=("border",))
+        for n in range(3)
+    ]
+    cid = _launch(session, ["border"])
+    fanout_page(session, cid, page_size=100, batch_size=100)
+    bodies = _bodies(session, cid)
+    assert {bodies[c.id] for c in lao} == {"ມີການກວດ COVID-19 ຟຣີ. ໂທ 1166."}
+    assert {bodies[c.id] for c in thai} == {"ມີການກວດ COVID-19 ຟຣີ. ໂທ 1422."}
+    stored = select(func.count()).where(CampaignMessage.campaign_id == cid)
+    assert session.scalar(stored) == 2  # one body per hotline, not per person
+
+    # a number the official typed for this campaign is everyone's
+    own = _launch(session, ["border"], variables={"hotline": "+856 21 1166"})
+    fanout_page(session, own, page_size=100, batch_size=100)
+    assert set(_bodies(session, own).values()) == {"ມີການກວດ COVID-19 ຟຣີ. ໂທ +856 21 1166."}
 
 
 def test_without_descendants_only_direct_members(session: Session) -> None:

@@ -210,6 +210,15 @@ def test_help_is_answered_in_the_contacts_language_with_the_hotline(
         assert s.scalar(select(func.count()).select_from(AuditEvent)) == 0
 
 
+def test_help_from_a_thai_number_gives_thailands_hotline(kit: Kit) -> None:
+    with kit.runtime.session() as s:
+        factories.contact(s, THAI_1, community_slugs=("village-7",), language="lo")
+    reply = answer(kit.text(THAI_1, "HELP"))
+    assert reply == "ຂໍ້ມູນສຸຂະພາບ. ສາຍດ່ວນ 1422. ສົ່ງ STOP ເພື່ອຢຸດ, START ເພື່ອຮັບຄືນ."
+    reply = answer(kit.text(LAO_1, "HELP"))  # anyone else: RISKCAST_HOTLINE
+    assert reply is not None and "Hotline 1323." in reply
+
+
 def test_help_from_an_unknown_number_creates_no_contact(kit: Kit) -> None:
     reply = answer(kit.text(LAO_1, "ຊ່ວຍເຫຼືອ"))
     assert reply is not None and "ສາຍດ່ວນ" in reply and HOTLINE in reply
@@ -225,12 +234,15 @@ def test_help_from_an_unknown_number_creates_no_contact(kit: Kit) -> None:
         (LAO_1, "ເຂົ້າຮ່ວມ village-7", "lo", "LA", "ເຂົ້າຮ່ວມ"),
         (LAO_2, "ເຂົ້າຮ່ວມVILLAGE-7", "lo", "LA", "ເຂົ້າຮ່ວມ"),  # no space, any case
         (THAI_1, "เข้าร่วม Village-7", "th", "TH", "เข้าร่วม"),
-        (LAO_3, "JOIN village-7", "en", "LA", "You joined"),
-        (LAO_3, "join village7", "en", "LA", "You joined"),  # separators in a code optional
+        (THAI_1, "tham gia village-7", "vi", "TH", "Bạn đã tham gia"),
+        # The English words are what every poster and reply asks people to send: they tell
+        # no language, so the answer is in the community's (village-7 speaks Lao).
+        (LAO_3, "JOIN village-7", None, "LA", "ເຂົ້າຮ່ວມ"),
+        (LAO_3, "join village7", None, "LA", "ເຂົ້າຮ່ວມ"),  # separators in a code optional
     ],
 )
 def test_join_by_an_unknown_number_makes_a_contact_in_the_language_of_the_words(
-    kit: Kit, phone: str, body: str, language: str, country: str, expected: str
+    kit: Kit, phone: str, body: str, language: str | None, country: str, expected: str
 ) -> None:
     reply = answer(kit.text(phone, body))
     assert reply is not None and expected in reply and "Ban Nongbua" in reply
@@ -247,6 +259,26 @@ def test_join_by_an_unknown_number_makes_a_contact_in_the_language_of_the_words(
     assert row.consent_at is not None
     assert members(kit, phone) == {"village-7"}
     assert [action for _, action in audit_rows(kit)] == ["contact.add", "membership.join"]
+
+
+def test_join_in_english_is_answered_and_sent_in_the_communitys_language(kit: Kit) -> None:
+    with kit.runtime.session() as s:
+        factories.community(s, "chiang-rai-farm", name="Chiang Rai farm", country="TH")
+        factories.contact(s, LAO_2, language="en")
+    # Bokeo-style: a new Lao number sends the words on the poster
+    reply = answer(kit.text(LAO_1, "JOIN village-7"))
+    assert reply == "ທ່ານເຂົ້າຮ່ວມ Ban Nongbua ແລ້ວ. ສົ່ງ LEAVE village-7 ເພື່ອອອກ. ສາຍດ່ວນ 1323."
+    # a Thai community answers in Thai, with Thailand's hotline for a Thai number
+    reply = answer(kit.text(THAI_1, "JOIN chiang-rai-farm"))
+    assert reply is not None and reply.startswith("คุณเข้าร่วม Chiang Rai farm แล้ว")
+    assert reply.endswith("สายด่วน 1422")
+    # a contact whose language is known keeps it
+    reply = answer(kit.text(LAO_2, "JOIN chiang-rai-farm"))
+    assert reply is not None and reply.startswith("You joined Chiang Rai farm")
+    # and the campaigns that follow reach the newcomer in the community's language too
+    campaign_id, tokens = kit.launch("village-7")
+    assert kit.send(campaign_id, tokens) == {"sent": 1}
+    assert [m["body"] for m in kit.core.messages] == ["ມີການກວດ COVID-19 ຟຣີ. ໂທ 1166."]
 
 
 def test_join_then_leave_then_join_again(kit: Kit) -> None:
@@ -278,7 +310,7 @@ def test_join_by_an_opted_out_contact_subscribes_them_again(kit: Kit) -> None:
 
 def test_leave_by_an_unknown_number_creates_nothing(kit: Kit) -> None:
     reply = answer(kit.text(LAO_1, "LEAVE village-7"))
-    assert reply is not None and "You left" in reply
+    assert reply is not None and "ທ່ານອອກຈາກ Ban Nongbua" in reply  # the community's language
     assert contact(kit, LAO_1) is None
 
 

@@ -136,6 +136,36 @@ def test_numbers_for_a_mixed_audience(session: Session) -> None:
     assert "speak zh (Chinese)" in missing["zh"] and "lo (1)" in missing["zh"]
 
 
+def test_thai_numbers_are_shown_and_costed_with_thailands_hotline(session: Session) -> None:
+    campaign_id, _ = _mixed_audience(session)
+    camp = campaigns.get(session, campaign_id)
+    camp.variables = {"hotline": "1166"}  # the template's own: the official set none
+    session.flush()
+    long_number = "1422 (free, 24 hours a day, from any Thai phone)"
+    preview = preview_campaign(
+        session, campaign_id, prices=PRICES, currency="LAK", hotlines={"TH": long_number}
+    )
+    assert preview.currency == "LAK"
+    en, lo, th = (_by_language(preview)[lang] for lang in ("en", "lo", "th"))
+    assert th.text == "มีบริการตรวจโควิด-19 ฟรี โทร 1166"  # the campaign's own, shown as sent
+    assert (en.hotlines, lo.hotlines, th.hotlines) == ({}, {"TH": long_number}, {"TH": long_number})
+    thai_th = segments(VARIANTS["th"].replace("{{ hotline }}", long_number)).parts
+    thai_lo = segments(LONG_LAO.replace("{{ hotline }}", long_number)).parts
+    assert (th.segments, thai_th) == (1, 2)  # the longer number costs a segment more
+    assert th.total_segments == 3 * thai_th
+    assert lo.total_segments == 3 * lo.segments + 1 * thai_lo
+    countries = {c.country: c for c in preview.countries}
+    assert countries["TH"].segments == 3 * thai_th + thai_lo
+    assert preview.cost == pytest.approx(7 * 0.045 + (3 * thai_th + thai_lo) * 0.03)
+
+    # a hotline the official typed is everyone's
+    camp.variables = {"hotline": "+856 21 1166"}
+    session.flush()
+    typed = preview_campaign(session, campaign_id, prices=PRICES, hotlines={"TH": long_number})
+    assert all(row.hotlines == {} for row in typed.languages)
+    assert typed.currency == "USD"  # RISKCAST_CURRENCY's default
+
+
 def test_default_price_and_missing_prices(session: Session) -> None:
     campaign_id, _ = _mixed_audience(session)
     one_price = preview_campaign(session, campaign_id, prices={"default": 0.1})

@@ -17,7 +17,7 @@ from messages import (
     reply_text,
     segments,
 )
-from messages.keywords import Match, normalize
+from messages.keywords import Match, normalize, telling_language
 
 
 @pytest.mark.parametrize(
@@ -166,3 +166,14 @@ def test_replies_fall_back_to_english() -> None:
     assert reply_text(Reply.STOPPED, "fr", hotline="1166") == reply_text(
         Reply.STOPPED, "en", hotline="1166"
     )
+
+
+def test_the_english_words_everyone_is_asked_to_send_tell_no_language() -> None:
+    join = parse_keyword("JOIN bokeo")
+    assert join is not None and telling_language(join.language) is None
+    lao = parse_keyword("ເຂົ້າຮ່ວມ bokeo")
+    assert lao is not None and telling_language(lao.language) == "lo"
+    vietnamese = parse_keyword("tham gia bokeo")
+    assert vietnamese is not None and telling_language(vietnamese.language) == "vi"
+    # every language's JOIN reply asks for the English words
+    assert all("JOIN" in REPLIES[language][Reply.LEFT] for language in REPLIES)

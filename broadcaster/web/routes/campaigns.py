@@ -213,10 +213,15 @@ def campaign_status(campaign_id: Id, caller: Anyone, session: Db) -> CampaignOut
 
 @router.get("/{campaign_id}/preview")
 def preview_campaign(campaign_id: Id, caller: Anyone, session: Db, rt: Rt) -> dict[str, Any]:
-    """Per language: text, encoding, segments, recipients, cost; and wording warnings."""
+    """Per language: text, encoding, segments, recipients, cost (in ``currency``), the
+    hotline each recipient country is told; and wording warnings."""
     actions.get_visible(session, caller, campaign_id)
     return preview.preview_campaign(
-        session, campaign_id, prices=rt.settings.segment_prices
+        session,
+        campaign_id,
+        prices=rt.settings.segment_prices,
+        currency=rt.settings.currency,
+        hotlines=rt.settings.hotlines,
     ).to_dict()
 
 

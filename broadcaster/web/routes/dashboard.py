@@ -595,7 +595,11 @@ def compose(
         try:
             draft = actions.create(session, caller, **payload.fields())
             result = preview.preview_campaign(
-                session, draft.id, prices=rt.settings.segment_prices
+                session,
+                draft.id,
+                prices=rt.settings.segment_prices,
+                currency=rt.settings.currency,
+                hotlines=rt.settings.hotlines,
             ).to_dict()
             result["needs_approval"] = campaigns.approval_rule(
                 session, draft, rt.settings.approval_threshold
@@ -635,7 +639,11 @@ def campaign_page(
     out = campaigns_api.campaign_out(session, campaign)
     try:
         shown = preview.preview_campaign(
-            session, campaign_id, prices=rt.settings.segment_prices
+            session,
+            campaign_id,
+            prices=rt.settings.segment_prices,
+            currency=rt.settings.currency,
+            hotlines=rt.settings.hotlines,
         ).to_dict()
     except (RiskcastError, TemplateError) as exc:
         shown = {"error": str(exc)}

@@ -148,6 +148,7 @@ def receive(
         body=form.get("Body", ""),
         region=rt.settings.default_region,
         hotline=rt.settings.hotline,
+        hotlines=rt.settings.hotlines,
         opt_out_type=form.get("OptOutType"),
     )
     return Response(content=twiml(result.reply), media_type="application/xml")
