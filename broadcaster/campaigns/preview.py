@@ -11,7 +11,9 @@ price per segment of each destination country (``RISKCAST_SEGMENT_PRICES``).
 
 Warnings say what an official should look at before sending: a stray non-GSM character
 that turns a Latin-script text into UCS-2, stigmatising wording, a text over three
-segments, and languages of the audience that have no variant. They never block.
+segments, and languages of the audience that have no variant. They never block. Given the
+approval threshold, a draft's preview also says when launching it will need a second
+official's approval, and why (:func:`broadcaster.campaigns.service.breach`).
 
 :func:`preview_template` shows every variant of a template with its sample variables.
 """
@@ -30,7 +32,7 @@ from sqlalchemy.orm import Session
 from broadcaster.campaigns import service as campaigns
 from broadcaster.campaigns.audience import eligible_contacts
 from broadcaster.communities import service as communities
-from broadcaster.models import Campaign, Contact, TemplateVersion
+from broadcaster.models import Campaign, CampaignState, Contact, TemplateVersion
 from broadcaster.templates import service as templates
 from messages import (
     CONTACT_SAMPLES,
@@ -60,7 +62,7 @@ NO_LANGUAGE: Final = "unset"  # a contact with no language on record
 class PreviewWarning:
     """Something to look at before sending. ``kind`` is one of: ``ucs2_character``,
     ``wording``, ``long``, ``no_variant``, ``no_price``, ``cannot_render``, ``review``,
-    ``old_version``, ``no_recipients``."""
+    ``old_version``, ``no_recipients``, ``approval``."""
 
     kind: str
     message: str
@@ -122,6 +124,8 @@ class CampaignPreview:
     total_segments: int
     cost: float
     unpriced_segments: int
+    # Why launching this draft needs a (new) second approval; "" when it does not.
+    approval: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -372,13 +376,39 @@ def _price(prices: Mapping[str, float], country: str) -> float | None:
     return price if price is not None else prices.get("default")
 
 
+def _approval(campaign: Campaign, recipients: int, threshold: int | None) -> str:
+    """Why launching draft ``campaign`` to ``recipients`` people needs a (new) second
+    approval ("" when it does not, or when no threshold is given)."""
+    if threshold is None or campaign.state != CampaignState.DRAFT:
+        return ""
+    return campaigns.breach(campaign, recipients, threshold)
+
+
+def _approval_warnings(approval: str) -> list[PreviewWarning]:
+    if not approval:
+        return []
+    return [
+        PreviewWarning(
+            "approval",
+            "launching needs approval by a second official or admin, not its creator "
+            f"(two-person rule: {approval})",
+        )
+    ]
+
+
 def preview_campaign(
-    session: Session, campaign_id: int, *, prices: Mapping[str, float]
+    session: Session,
+    campaign_id: int,
+    *,
+    prices: Mapping[str, float],
+    approval_threshold: int | None = None,
 ) -> CampaignPreview:
     """What campaign ``campaign_id`` sends, to how many people, at what cost.
 
     ``prices`` is the price of one segment per destination country (ISO code), with
-    ``"default"`` for the rest (``Settings.segment_prices``).
+    ``"default"`` for the rest (``Settings.segment_prices``). With ``approval_threshold``
+    (``Settings.approval_threshold``), a draft's preview says whether launching it needs a
+    second official's approval.
     """
     campaign = campaigns.get(session, campaign_id)
     version = session.get_one(TemplateVersion, campaign.template_version_id)
@@ -479,6 +509,8 @@ def preview_campaign(
         warnings.append(
             PreviewWarning("no_recipients", "nobody in the audience would receive this campaign")
         )
+    approval = _approval(campaign, recipients, approval_threshold)
+    warnings.extend(_approval_warnings(approval))
     return CampaignPreview(
         campaign_id=campaign.id,
         name=campaign.name,
@@ -495,4 +527,5 @@ def preview_campaign(
         total_segments=sum(row.total_segments for row in rows),
         cost=sum(c.cost for c in countries),
         unpriced_segments=sum(c.segments for c in unpriced),
+        approval=approval,
     )

@@ -216,10 +216,14 @@ def campaign_status(campaign_id: Id, caller: Anyone, session: Db) -> CampaignOut
 
 @router.get("/{campaign_id}/preview")
 def preview_campaign(campaign_id: Id, caller: Anyone, session: Db, rt: Rt) -> dict[str, Any]:
-    """Per language: text, encoding, segments, recipients, cost; and wording warnings."""
+    """Per language: text, encoding, segments, recipients, cost; wording warnings; and for
+    a draft, whether launching it needs a second official's approval (``approval``: why)."""
     actions.get_visible(session, caller, campaign_id)
     return preview.preview_campaign(
-        session, campaign_id, prices=rt.settings.segment_prices
+        session,
+        campaign_id,
+        prices=rt.settings.segment_prices,
+        approval_threshold=rt.settings.approval_threshold,
     ).to_dict()
 
 
