@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.areas import scope
 from broadcaster.audit.service import Actor
+from broadcaster.campaigns import report as reports
 from broadcaster.campaigns import service as campaigns
 from broadcaster.communities import service as communities_service
 from broadcaster.errors import Forbidden, InvalidInput, NotFound
@@ -177,3 +178,27 @@ def retry(session: Session, caller: Actor, campaign_id: int) -> int:
     count = campaigns.retry_failed(session, campaign_id)
     caller.record(session, "campaign.retry_failed", "campaign", campaign_id, deliveries=count)
     return count
+
+
+REPORT_FORMATS = ("csv", "xlsx")
+
+
+def report(
+    session: Session, caller: Actor, campaign_id: int, *, export: str | None = None
+) -> reports.Report:
+    """The campaign's report, for whoever sees the campaign; a file taken away (``export``
+    csv or xlsx) is recorded in the audit log."""
+    campaign = get_visible(session, caller, campaign_id)
+    result = reports.campaign_report(session, campaign)
+    if export is not None:
+        if export not in REPORT_FORMATS:
+            raise InvalidInput(f"{export!r} is not one of csv, xlsx", field="format")
+        caller.record(
+            session,
+            "campaign.report.export",
+            "campaign",
+            campaign_id,
+            format=export,
+            deliveries=result.total["total"],
+        )
+    return result

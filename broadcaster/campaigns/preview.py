@@ -13,7 +13,9 @@ price per segment of each destination country (``RISKCAST_SEGMENT_PRICES``, in
 
 Warnings say what an official should look at before sending: a stray non-GSM character
 that turns a Latin-script text into UCS-2, stigmatising wording, a text over three
-segments, and languages of the audience that have no variant. They never block.
+segments, and languages of the audience that have no variant. They never block. Given the
+approval threshold, a draft's preview also says when launching it will need a second
+official's approval, and why (:func:`broadcaster.campaigns.service.breach`).
 
 :func:`preview_template` shows every variant of a template with its sample variables.
 """
@@ -33,7 +35,7 @@ from broadcaster.campaigns import service as campaigns
 from broadcaster.campaigns.audience import eligible_contacts
 from broadcaster.communities import service as communities
 from broadcaster.config import get_settings
-from broadcaster.models import Campaign, Contact, TemplateVersion
+from broadcaster.models import Campaign, CampaignState, Contact, TemplateVersion
 from broadcaster.templates import service as templates
 from messages import (
     CONTACT_SAMPLES,
@@ -65,7 +67,7 @@ NO_LANGUAGE: Final = "unset"  # a contact with no language on record
 class PreviewWarning:
     """Something to look at before sending. ``kind`` is one of: ``ucs2_character``,
     ``wording``, ``long``, ``no_variant``, ``no_price``, ``cannot_render``, ``review``,
-    ``old_version``, ``no_recipients``."""
+    ``old_version``, ``no_recipients``, ``approval``."""
 
     kind: str
     message: str
@@ -131,6 +133,8 @@ class CampaignPreview:
     cost: float
     unpriced_segments: int
     currency: str  # of every price and cost (``Settings.currency``)
+    # Why launching this draft needs a (new) second approval; "" when it does not.
+    approval: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -430,6 +434,73 @@ def _told(
     }
 
 
+def _approval(campaign: Campaign, recipients: int, threshold: int | None) -> str:
+    """Why launching draft ``campaign`` to ``recipients`` people needs a (new) second
+    approval ("" when it does not, or when no threshold is given)."""
+    if threshold is None or campaign.state != CampaignState.DRAFT:
+        return ""
+    return campaigns.breach(campaign, recipients, threshold)
+
+
+def _approval_warnings(approval: str) -> list[PreviewWarning]:
+    if not approval:
+        return []
+    return [
+        PreviewWarning(
+            "approval",
+            "launching needs approval by a second official or admin, not its creator "
+            f"(two-person rule: {approval})",
+        )
+    ]
+
+
+def _country_costs(
+    by_country: Mapping[str, list[int]], prices: Mapping[str, float]
+) -> list[CountryCost]:
+    countries = []
+    for country, (recipients, segs) in sorted(by_country.items()):
+        price = _price(prices, country)
+        countries.append(
+            CountryCost(
+                country=country,
+                recipients=recipients,
+                segments=segs,
+                price=price,
+                cost=segs * price if price is not None else 0.0,
+            )
+        )
+    return countries
+
+
+def _unpriced_warnings(unpriced: list[CountryCost]) -> list[PreviewWarning]:
+    if not unpriced:
+        return []
+    listed = ", ".join(f"{c.country} ({c.recipients} recipients)" for c in unpriced)
+    return [
+        PreviewWarning(
+            "no_price",
+            f"no price per segment for {listed}: the cost leaves them out "
+            '(set RISKCAST_SEGMENT_PRICES, e.g. {"LA": 0.045, "default": 0.05})',
+        )
+    ]
+
+
+def _missing_warnings(missing: Mapping[str, Counter[str]], version: int) -> list[PreviewWarning]:
+    warnings = []
+    for own, sent in sorted(missing.items()):
+        total = sum(sent.values())
+        to = ", ".join(f"{lang} ({n})" for lang, n in sorted(sent.items()))
+        warnings.append(
+            PreviewWarning(
+                "no_variant",
+                f"{total} recipient(s) speak {own} ({LANGUAGES.get(own, own)}), which has no "
+                f"variant in v{version}; they receive: {to}",
+                own,
+            )
+        )
+    return warnings
+
+
 def preview_campaign(
     session: Session,
     campaign_id: int,
@@ -437,6 +508,7 @@ def preview_campaign(
     prices: Mapping[str, float],
     currency: str | None = None,
     hotlines: Mapping[str, str] | None = None,
+    approval_threshold: int | None = None,
 ) -> CampaignPreview:
     """What campaign ``campaign_id`` sends, to how many people, at what cost.
 
@@ -444,7 +516,9 @@ def preview_campaign(
     ``"default"`` for the rest (``Settings.segment_prices``), in ``currency``; ``hotlines``
     the hotline per country of a recipient's number that fan-out puts in the campaign's
     place (:func:`broadcaster.campaigns.service.local_hotlines`). Both default to the
-    process's settings, as fan-out's do.
+    process's settings, as fan-out's do. With ``approval_threshold``
+    (``Settings.approval_threshold``), a draft's preview says whether launching it needs a
+    second official's approval.
     """
     campaign = campaigns.get(session, campaign_id)
     version = session.get_one(TemplateVersion, campaign.template_version_id)
@@ -519,44 +593,17 @@ def preview_campaign(
             )
         )
 
-    countries = []
-    for country, (recipients, segs) in sorted(by_country.items()):
-        price = _price(prices, country)
-        countries.append(
-            CountryCost(
-                country=country,
-                recipients=recipients,
-                segments=segs,
-                price=price,
-                cost=segs * price if price is not None else 0.0,
-            )
-        )
+    countries = _country_costs(by_country, prices)
     unpriced = [c for c in countries if c.price is None]
-    if unpriced:
-        listed = ", ".join(f"{c.country} ({c.recipients} recipients)" for c in unpriced)
-        warnings.append(
-            PreviewWarning(
-                "no_price",
-                f"no price per segment for {listed}: the cost leaves them out "
-                '(set RISKCAST_SEGMENT_PRICES, e.g. {"LA": 0.045, "default": 0.05})',
-            )
-        )
-    for own, sent in sorted(missing.items()):
-        total = sum(sent.values())
-        to = ", ".join(f"{lang} ({n})" for lang, n in sorted(sent.items()))
-        warnings.append(
-            PreviewWarning(
-                "no_variant",
-                f"{total} recipient(s) speak {own} ({LANGUAGES.get(own, own)}), which has no "
-                f"variant in v{version.version}; they receive: {to}",
-                own,
-            )
-        )
+    warnings.extend(_unpriced_warnings(unpriced))
+    warnings.extend(_missing_warnings(missing, version.version))
     recipients = sum(tally.recipients for tally in tallies.values())
     if recipients == 0:
         warnings.append(
             PreviewWarning("no_recipients", "nobody in the audience would receive this campaign")
         )
+    approval = _approval(campaign, recipients, approval_threshold)
+    warnings.extend(_approval_warnings(approval))
     return CampaignPreview(
         campaign_id=campaign.id,
         name=campaign.name,
@@ -574,4 +621,5 @@ def preview_campaign(
         cost=sum(c.cost for c in countries),
         unpriced_segments=sum(c.segments for c in unpriced),
         currency=get_settings().currency if currency is None else currency,
+        approval=approval,
     )

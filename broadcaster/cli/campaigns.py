@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -28,6 +29,7 @@ from broadcaster.cli.templates import print_texts, print_warnings
 if TYPE_CHECKING:
     from broadcaster.audit.service import Actor
     from broadcaster.campaigns.preview import CampaignPreview
+    from broadcaster.campaigns.report import Report
 
 app = typer.Typer(help="Campaigns: create, launch, follow.", no_args_is_help=True)
 
@@ -328,11 +330,82 @@ def campaigns_preview(
             prices=settings.segment_prices,
             currency=settings.currency,
             hotlines=settings.hotlines,
+            approval_threshold=approval_threshold(),
         )
     if as_json:
         sys.stdout.write(json.dumps(preview.to_dict(), ensure_ascii=False) + "\n")
         return
     _print_preview(preview)
+
+
+# -- report ----------------------------------------------------------------------------
+
+
+def _print_report(report: Report) -> None:
+    from broadcaster.campaigns.report import OUTCOMES
+
+    console.print(
+        f"campaign {report.campaign_id} [bold]{report.name}[/bold] ({report.state}): "
+        f"{report.total['total']:,} deliveries",
+        highlight=False,
+    )
+    for title, rows in report.breakdowns().items():
+        table = Table(title, *(k.replace("_", " ") for k in OUTCOMES), "total")
+        for column in table.columns[1:]:
+            column.justify = "right"
+        for row in rows:
+            name = row.name if row.name == row.key else f"{row.name} ({row.key})"
+            table.add_row(
+                ("  " * row.depth) + name,
+                *(f"{row.counts[k]:,}" for k in OUTCOMES),
+                f"{row.counts['total']:,}",
+            )
+        console.print(table)
+    console.print(f"areas: {report.area_rule}", highlight=False, style="dim")
+    if report.fell_back:
+        console.print(
+            f"{report.fell_back:,} WhatsApp deliveries were replaced by an SMS: each person "
+            "counts once, with their SMS",
+            highlight=False,
+        )
+
+
+@app.command("report")
+@friendly
+def campaigns_report(
+    campaign_id: int,
+    csv_file: Annotated[
+        str | None,
+        typer.Option(
+            "--csv", metavar="FILE", help="Write the report as CSV to FILE (- for stdout)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What became of a campaign's messages (delivered, sent, pending, failed, undelivered,
+    opted out, skipped) by area, language, country and channel."""
+    from broadcaster.campaigns import actions
+    from broadcaster.campaigns.report import to_csv
+
+    caller = signed_in(ANYONE)
+    with unit_of_work() as session:
+        report = actions.report(
+            session, caller, campaign_id, export="csv" if csv_file is not None else None
+        )
+        if csv_file is not None and csv_file != "-":
+            # Written inside the unit of work: the export is recorded only once it is there.
+            try:
+                Path(csv_file).write_text(to_csv(report), encoding="utf-8", newline="")
+            except OSError as exc:
+                fail(f"{csv_file}: {exc.strerror or exc}")
+    if csv_file == "-":
+        sys.stdout.write(to_csv(report))
+    elif csv_file is not None:
+        console.print(f"campaign {campaign_id}: report written to {csv_file}", highlight=False)
+    elif as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False, default=str) + "\n")
+    else:
+        _print_report(report)
 
 
 # -- approval and live status ---------------------------------------------------------

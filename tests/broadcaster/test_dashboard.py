@@ -115,9 +115,11 @@ def test_official_composes_second_official_approves_operator_watches(
     with TestClient(app) as olivia:
         token = login(olivia, "olivia")
         sent = olivia.post(
-            f"/dashboard/campaigns/{cid}/launch", data={"csrf": token}, follow_redirects=True
+            f"/dashboard/campaigns/{cid}/launch",
+            data={"csrf": token, "confirm": "yes"},
+            follow_redirects=True,
         )
-        assert "launch: done" in sent.text and "scheduled" in sent.text
+        assert "scheduled to send now" in sent.text and "scheduled" in sent.text
         assert "Testing week" in olivia.get("/dashboard").text
         assert olivia.get("/dashboard/inbox").status_code == 200
 

@@ -1,5 +1,6 @@
 """/api/v1/campaigns: create, preview, approve, schedule or launch, and every operator move
-(pause, resume, cancel, retry-failed), the status and the deliveries by state.
+(pause, resume, cancel, retry-failed), the status, the deliveries by state, and the report
+(JSON, CSV, XLSX).
 
 Officials compose, schedule and approve; operators pause, resume, cancel and retry; admins
 do both. Officials see their own campaigns and every draft (drafts are what a second
@@ -12,10 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns import actions, preview
+from broadcaster.campaigns import report as reports
 from broadcaster.campaigns import service as campaigns
 from broadcaster.db import utcnow
 from broadcaster.deliveries import service as deliveries
@@ -214,7 +217,8 @@ def campaign_status(campaign_id: Id, caller: Anyone, session: Db) -> CampaignOut
 @router.get("/{campaign_id}/preview")
 def preview_campaign(campaign_id: Id, caller: Anyone, session: Db, rt: Rt) -> dict[str, Any]:
     """Per language: text, encoding, segments, recipients, cost (in ``currency``), the
-    hotline each recipient country is told; and wording warnings."""
+    hotline each recipient country is told; wording warnings; and for a draft, whether
+    launching it needs a second official's approval (``approval``: why)."""
     actions.get_visible(session, caller, campaign_id)
     return preview.preview_campaign(
         session,
@@ -222,6 +226,7 @@ def preview_campaign(campaign_id: Id, caller: Anyone, session: Db, rt: Rt) -> di
         prices=rt.settings.segment_prices,
         currency=rt.settings.currency,
         hotlines=rt.settings.hotlines,
+        approval_threshold=rt.settings.approval_threshold,
     ).to_dict()
 
 
@@ -303,3 +308,45 @@ def campaign_failures(campaign_id: Id, caller: Anyone, session: Db) -> list[dict
     """Failed and undelivered deliveries grouped by provider error code, with its message."""
     actions.get_visible(session, caller, campaign_id)
     return [vars(f) for f in stats.failures(session, campaign_id)]
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def report_file(report: reports.Report, kind: str) -> Response:
+    """The report as a download: ``csv`` (UTF-8) or ``xlsx``."""
+    name = f"campaign-{report.campaign_id}-report.{kind}"
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if kind == "xlsx":
+        return Response(reports.to_xlsx(report), media_type=XLSX, headers=disposition)
+    return Response(
+        reports.to_csv(report), media_type="text/csv; charset=utf-8", headers=disposition
+    )
+
+
+@router.get("/{campaign_id}/report")
+def campaign_report(campaign_id: Id, caller: Anyone, session: Db) -> dict[str, Any]:
+    """Deliveries by outcome (delivered, sent, pending, failed, undelivered, opted out,
+    skipped), in total and by area (the audience's community tree), language, country and
+    channel."""
+    return actions.report(session, caller, campaign_id).to_dict()
+
+
+@router.get(
+    "/{campaign_id}/report.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def campaign_report_csv(campaign_id: Id, caller: Anyone, session: Db) -> Response:
+    """The report as one CSV table, every cell safe to open in a spreadsheet."""
+    return report_file(actions.report(session, caller, campaign_id, export="csv"), "csv")
+
+
+@router.get(
+    "/{campaign_id}/report.xlsx",
+    response_class=Response,
+    responses={200: {"content": {XLSX: {"schema": {"type": "string", "format": "binary"}}}}},
+)
+def campaign_report_xlsx(campaign_id: Id, caller: Anyone, session: Db) -> Response:
+    """The report as a workbook: a summary and one sheet per breakdown."""
+    return report_file(actions.report(session, caller, campaign_id, export="xlsx"), "xlsx")

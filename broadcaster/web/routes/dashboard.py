@@ -33,13 +33,14 @@ from starlette.middleware.sessions import SessionMiddleware
 from broadcaster.areas import scope
 from broadcaster.audit import service as audit
 from broadcaster.campaigns import actions, preview
+from broadcaster.campaigns import report as reports
 from broadcaster.campaigns import service as campaigns
 from broadcaster.communities import service as communities_service
 from broadcaster.db import utcnow
 from broadcaster.deliveries import in_doubt
 from broadcaster.errors import Forbidden, InvalidInput, NotFound, RiskcastError
 from broadcaster.inbound import inbox
-from broadcaster.models import DeliveryState, Role, User
+from broadcaster.models import Campaign, DeliveryState, Role, User
 from broadcaster.monitoring import service as monitoring
 from broadcaster.monitoring import stats
 from broadcaster.phones import mask_phone
@@ -637,28 +638,88 @@ def campaign_page(
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     out = campaigns_api.campaign_out(session, campaign)
-    try:
-        shown = preview.preview_campaign(
-            session,
-            campaign_id,
-            prices=rt.settings.segment_prices,
-            currency=rt.settings.currency,
-            hotlines=rt.settings.hotlines,
-        ).to_dict()
-    except (RiskcastError, TemplateError) as exc:
-        shown = {"error": str(exc)}
     return render(
         request,
         "campaign.html",
         caller,
         c=out,
-        preview=shown,
+        preview=_preview(session, rt, campaign_id),
         rule=campaigns.approval_rule(session, campaign, rt.settings.approval_threshold)
         if campaign.state == "draft"
         else "",
         failures=stats.failures(session, campaign_id),
         can_compose=caller.role in OFFICIAL,
         can_operate=caller.role in OPERATOR,
+    )
+
+
+def _preview(session: Session, rt: Runtime, campaign_id: int) -> dict[str, Any]:
+    """The campaign's preview as the pages show it (an error as ``{"error": ...}``)."""
+    try:
+        return preview.preview_campaign(
+            session,
+            campaign_id,
+            prices=rt.settings.segment_prices,
+            currency=rt.settings.currency,
+            hotlines=rt.settings.hotlines,
+            approval_threshold=rt.settings.approval_threshold,
+        ).to_dict()
+    except (RiskcastError, TemplateError) as exc:
+        return {"error": str(exc)}
+
+
+def _visible(session: Session, caller: Actor, campaign_id: int) -> Campaign:
+    try:
+        return actions.get_visible(session, caller, campaign_id)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.get("/campaigns/{campaign_id}/launch")
+def launch_page(
+    request: Request, session: Db, caller: Viewer, rt: Rt, campaign_id: Id
+) -> HTMLResponse:
+    """The step before "Launch now": the preview, whether a second approval is missing, and
+    a form that launches only with its box ticked (no script needed)."""
+    allow(caller, OFFICIAL)
+    campaign = _visible(session, caller, campaign_id)
+    return render(
+        request,
+        "launch.html",
+        caller,
+        c=campaigns_api.campaign_out(session, campaign),
+        preview=_preview(session, rt, campaign_id),
+    )
+
+
+@router.get("/campaigns/{campaign_id}/report")
+def report_page(request: Request, session: Db, caller: Viewer, campaign_id: Id) -> HTMLResponse:
+    _visible(session, caller, campaign_id)
+    result = actions.report(session, caller, campaign_id)
+    # The chart shows the top of the tree and the level below (provinces under a country,
+    # districts under a province); the table has every level.
+    return render(
+        request,
+        "report.html",
+        caller,
+        r=result,
+        area_chart=reports.chart(
+            [row for row in result.by_area if row.depth <= 1],
+            title="Deliveries by area: share of each outcome",
+        ),
+        language_chart=reports.chart(
+            result.by_language, title="Deliveries by language: share of each outcome"
+        ),
+    )
+
+
+@router.get("/campaigns/{campaign_id}/report.{kind}")
+def report_download(session: Db, caller: Viewer, campaign_id: Id, kind: str) -> Response:
+    if kind not in actions.REPORT_FORMATS:
+        raise HTTPException(404, f"no report as {kind!r}: csv or xlsx")
+    _visible(session, caller, campaign_id)
+    return campaigns_api.report_file(
+        actions.report(session, caller, campaign_id, export=kind), kind
     )
 
 
@@ -673,10 +734,14 @@ def campaign_action(
     csrf: Annotated[str, Form()],
     send_at: Annotated[str, Form(max_length=40)] = "",
     timezone: Annotated[str, Form(max_length=64)] = "Asia/Vientiane",
+    confirm: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     check_csrf(request, csrf)
     url = f"/dashboard/campaigns/{campaign_id}"
     threshold = rt.settings.approval_threshold
+    if action == "launch" and confirm != "yes":
+        flash(request, "nothing sent yet: check the preview, tick the box, then launch", "warn")
+        return back(f"{url}/launch")
     with attempt(request, session):
         if action in {"approve", "schedule", "launch"}:
             allow(caller, OFFICIAL)
@@ -685,6 +750,13 @@ def campaign_action(
             else:
                 when = _local_time(send_at, timezone) if action == "schedule" else None
                 actions.schedule(session, caller, campaign_id, when, threshold)
+                if action == "launch":
+                    flash(
+                        request,
+                        f"campaign {campaign_id} is scheduled to send now: the scheduler starts "
+                        "it within seconds, and this page follows it",
+                    )
+                    return back(url)
         elif action in actions.OPERATIONS:
             # Operators, and officials for their own campaigns (checked by the action).
             actions.operate(session, caller, campaign_id, action)
