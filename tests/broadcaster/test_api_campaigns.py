@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.audit.service import Actor
 from broadcaster.db import utcnow
-from broadcaster.models import AuditEvent, CampaignMessage, Delivery, InboundMessage
+from broadcaster.models import AuditEvent, CampaignMessage, Contact, Delivery, InboundMessage
 from tests import factories
 from tests.broadcaster.apiclient import Person, TestClient, app, client, people  # noqa: F401
 
@@ -254,6 +254,23 @@ def test_a_contact_prefers_a_channel(
     assert made.status_code == 201 and made.json()["channel"] == "whatsapp"
     bad = client.post("/api/v1/contacts", json={**body, "channel": "fax"}, headers=h)
     assert bad.status_code == 422 and "channel" in bad.text
+
+
+def test_a_contact_is_given_its_own_time_zone(
+    client: TestClient, session: Session, people: dict[str, Person]
+) -> None:
+    audience(session)
+    h = people["official"].headers
+    body = {"phone": "020 5555 0778", "communities": ["laos"], "timezone": "Asia/Bangkok"}
+    made = client.post("/api/v1/contacts", json=body, headers=h)
+    assert made.status_code == 201 and made.json()["timezone"] == "Asia/Bangkok"
+    found = client.get("/api/v1/contacts", params={"q": "020 5555 0778"}, headers=h).json()
+    assert [c["timezone"] for c in found] == ["Asia/Bangkok"]
+    bad = client.post("/api/v1/contacts", json={**body, "timezone": "Bangkok"}, headers=h)
+    assert bad.status_code == 422 and "unknown time zone 'Bangkok'" in bad.text
+    session.expire_all()
+    stored = session.scalar(select(Contact.timezone).where(Contact.phone == "+8562055550778"))
+    assert stored == "Asia/Bangkok"
 
 
 def test_inbox_tagging_is_audited_and_masked(
