@@ -130,6 +130,28 @@ def test_bad_input_names_the_field(
     assert client.get("/api/v1/campaigns/0", headers=h).status_code == 422
 
 
+def test_a_campaign_is_scheduled_at_a_local_time_in_a_named_zone(
+    client: TestClient, session: Session, people: dict[str, Person]
+) -> None:
+    audience(session)
+    h = people["official"].headers
+    cid = new_campaign(client, people["official"])["id"]
+    url = f"/api/v1/campaigns/{cid}/schedule"
+    local = "2027-01-05T09:00:00"
+    unknown = client.post(url, json={"send_at": local, "timezone": "Bangkok"}, headers=h)
+    assert unknown.status_code == 422 and unknown.json()["field"] == "timezone"
+    done = client.post(url, json={"send_at": local, "timezone": "Asia/Bangkok"}, headers=h)
+    assert done.status_code == 200, done.text
+    shown = client.get(f"/api/v1/campaigns/{cid}", headers=h).json()
+    assert shown["send_at"].startswith("2027-01-05T02:00")
+    assert (shown["schedule_timezone"], shown["send_at_local"]) == (
+        "Asia/Bangkok",
+        "2027-01-05 09:00 Asia/Bangkok",
+    )
+    events = session.scalars(select(AuditEvent).where(AuditEvent.action == "campaign.schedule"))
+    assert [(e.actor, e.detail["timezone"]) for e in events] == [("olivia", "Asia/Bangkok")]
+
+
 def test_deliveries_by_state_paged_and_masked(
     client: TestClient, session: Session, people: dict[str, Person]
 ) -> None:
