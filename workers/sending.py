@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns import fallback, scheduling
 from broadcaster.campaigns import service as campaigns
-from broadcaster.campaigns.quiet import in_quiet_hours
+from broadcaster.campaigns.quiet import FALLBACK_ZONE, in_quiet_hours, recipient_zone
 from broadcaster.contacts import service as contacts
 from broadcaster.db import on_commit, utcnow
 from broadcaster.deliveries import in_doubt
@@ -35,13 +35,11 @@ from broadcaster.models import (
     Campaign,
     CampaignMessage,
     CampaignState,
-    Community,
     ConsentSource,
     Contact,
     ContactStatus,
     Delivery,
     DeliveryState,
-    Membership,
     Priority,
     SkipReason,
 )
@@ -239,18 +237,14 @@ def prepare(ctx: Context, session: Session, delivery_id: int) -> Prepared | Outc
 
 
 def _recipient_zone(session: Session, delivery_id: int) -> str:
-    """The contact's own time zone, else their first community's."""
+    """The zone the tick's release reads too (:func:`recipient_zone`)."""
     zone = session.scalar(
-        select(func.coalesce(Contact.timezone, Community.timezone))
+        select(recipient_zone())
         .select_from(Delivery)
-        .join(Contact, Contact.id == Delivery.contact_id)
-        .join(Membership, Membership.contact_id == Contact.id)
-        .join(Community, Community.id == Membership.community_id)
+        .outerjoin(Contact, Contact.id == Delivery.contact_id)
         .where(Delivery.id == delivery_id)
-        .order_by(Community.id)
-        .limit(1)
     )
-    return zone or "UTC"
+    return zone or FALLBACK_ZONE
 
 
 def _still_mine(db: Sessions, delivery_id: int, claimed_at: datetime) -> bool:

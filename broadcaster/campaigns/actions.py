@@ -4,8 +4,9 @@ these; the rules of the campaign itself live in :mod:`broadcaster.campaigns.serv
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.orm import Session
@@ -108,14 +109,31 @@ def schedule(
     campaign_id: int,
     send_at: datetime | None = None,
     threshold: int | None = None,
+    *,
+    timezone: str | None = None,
 ) -> Campaign:
     """Launch now (``send_at`` None) or at ``send_at``; ``threshold`` defaults to
-    ``RISKCAST_APPROVAL_THRESHOLD``."""
+    ``RISKCAST_APPROVAL_THRESHOLD``. With ``timezone`` (an IANA name), a ``send_at`` without
+    an offset is a local time there, and the campaign keeps the zone to show its time back
+    in it; without one, ``send_at`` must carry its offset."""
     get_visible(session, caller, campaign_id)
-    if send_at is not None and send_at.tzinfo is None:
-        raise InvalidInput("give a time zone (e.g. 2024-05-01T09:00:00+07:00)", field="send_at")
+    if send_at is None:
+        timezone = None
+    elif timezone is not None:
+        communities_service.check_timezone(timezone)
+        if send_at.tzinfo is None:
+            send_at = local_time(send_at, timezone)
+    elif send_at.tzinfo is None:
+        raise InvalidInput(
+            "give a time zone (e.g. 2024-05-01T09:00:00+07:00, or a zone such as Asia/Bangkok)",
+            field="send_at",
+        )
     campaign = campaigns.schedule(
-        session, campaign_id, send_at=send_at, approval_threshold=threshold
+        session,
+        campaign_id,
+        send_at=send_at,
+        approval_threshold=threshold,
+        schedule_timezone=timezone,
     )
     caller.record(
         session,
@@ -123,8 +141,22 @@ def schedule(
         "campaign",
         campaign_id,
         send_at=campaign.send_at.isoformat() if campaign.send_at else None,
+        **({"timezone": timezone} if timezone else {}),
     )
     return campaign
+
+
+def local_time(naive: datetime, timezone: str) -> datetime:
+    """``naive`` read on the clocks of ``timezone``; InvalidInput for a time those clocks
+    skip (a daylight-saving jump)."""
+    zone = ZoneInfo(timezone)
+    local = naive.replace(tzinfo=zone)
+    if local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
+        raise InvalidInput(
+            f"{naive:%Y-%m-%d %H:%M} does not exist in {timezone} (the clocks skip it)",
+            field="send_at",
+        )
+    return local
 
 
 def approve(session: Session, caller: Actor, campaign_id: int) -> Campaign:

@@ -15,18 +15,16 @@ from sqlalchemy.orm import Session
 
 from broadcaster.campaigns import service as campaigns
 from broadcaster.campaigns.fanout import new_batch_token
-from broadcaster.campaigns.quiet import in_quiet_hours
+from broadcaster.campaigns.quiet import in_quiet_hours, recipient_zone
 from broadcaster.db import utcnow
 from broadcaster.deliveries import service as deliveries
 from broadcaster.deliveries.models import SkipReason
 from broadcaster.models import (
     Campaign,
     CampaignState,
-    Community,
     Contact,
     Delivery,
     DeliveryState,
-    Membership,
     Priority,
 )
 
@@ -92,17 +90,10 @@ def release_quiet(session: Session, now: datetime, limit: int = 5000) -> int:
         values={"reason": SkipReason.QUIET_HOURS_EXPIRED.value, "finished_at": now},
     )
     rows = session.execute(
-        select(
-            Delivery.id,
-            Campaign.quiet_start,
-            Campaign.quiet_end,
-            Contact.timezone,
-            Community.timezone.label("community_timezone"),
-        )
+        select(Delivery.id, Campaign.quiet_start, Campaign.quiet_end, recipient_zone())
         .join(Campaign, Campaign.id == Delivery.campaign_id)
-        .join(Contact, Contact.id == Delivery.contact_id)
-        .join(Membership, Membership.contact_id == Contact.id)
-        .join(Community, Community.id == Membership.community_id)
+        # An erased contact's delivery is released too: the send skips it.
+        .outerjoin(Contact, Contact.id == Delivery.contact_id)
         .where(
             Delivery.state == DeliveryState.PENDING.value,
             Campaign.state.in_([CampaignState.SENDING.value, CampaignState.FANNING_OUT.value]),
@@ -110,16 +101,11 @@ def release_quiet(session: Session, now: datetime, limit: int = 5000) -> int:
         .order_by(Delivery.id)
         .limit(limit)
     ).all()
-    ready = sorted(
-        {
-            r.id
-            for r in rows
-            if r.quiet_start is None
-            or not in_quiet_hours(
-                now, r.timezone or r.community_timezone, r.quiet_start, r.quiet_end
-            )
-        }
-    )
+    ready = [
+        delivery_id
+        for delivery_id, start, end, zone in rows
+        if start is None or not in_quiet_hours(now, zone, start, end)
+    ]
     released = 0
     if ready:
         released = deliveries.move(

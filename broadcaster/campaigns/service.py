@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, CursorResult, and_, exists, func, select, text, update
 from sqlalchemy.orm import Session
@@ -176,8 +177,10 @@ def schedule(
     *,
     send_at: datetime | None = None,
     approval_threshold: int | None = None,
+    schedule_timezone: str | None = None,
 ) -> Campaign:
     """Write the intent to send at ``send_at`` (now when None); the scheduler does the rest.
+    ``schedule_timezone`` is the zone the time was given in, kept to show it back so.
 
     Refused while the two-person rule (:func:`needs_approval`) asks for an approval that has
     not been given; ``approval_threshold`` defaults to ``RISKCAST_APPROVAL_THRESHOLD``.
@@ -192,7 +195,8 @@ def schedule(
         )
     now = utcnow()
     when = send_at or now
-    if not move(session, campaign_id, S.SCHEDULED, only_from=[S.DRAFT], values={"send_at": when}):
+    values = {"send_at": when, "schedule_timezone": schedule_timezone}
+    if not move(session, campaign_id, S.SCHEDULED, only_from=[S.DRAFT], values=values):
         campaign = get(session, campaign_id)
         raise IllegalState(
             f"campaign {campaign_id} is {campaign.state}; only a draft can be launched"
@@ -423,9 +427,21 @@ def status(session: Session, campaign_id: int) -> dict[str, Any]:
         "priority": campaign.priority,
         "channel": campaign.channel,
         "recipients": campaign.recipients,
+        "send_at": campaign.send_at.isoformat() if campaign.send_at else None,
+        "schedule_timezone": campaign.schedule_timezone,
+        "send_at_local": local_send_at(campaign),
         "counts": counts,
         "error": campaign.error,
     }
+
+
+def local_send_at(campaign: Campaign) -> str | None:
+    """When the campaign is (or was) to be sent, as read in the zone it was scheduled in:
+    ``2027-01-05 09:00 Asia/Bangkok`` (UTC when no zone was named)."""
+    if campaign.send_at is None:
+        return None
+    zone = campaign.schedule_timezone or "UTC"
+    return f"{campaign.send_at.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
 
 
 def list_campaigns(session: Session, limit: int = 100) -> list[Campaign]:

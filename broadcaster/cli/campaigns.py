@@ -126,6 +126,50 @@ def campaigns_launch(campaign_id: int) -> None:
         )
 
 
+@app.command("schedule")
+@friendly
+def campaigns_schedule(
+    campaign_id: int,
+    at: Annotated[
+        str,
+        typer.Option(
+            "--at",
+            help="When to send: a local date and time (2027-01-05T09:00) in --tz, or a time "
+            "with its offset (2027-01-05T09:00+07:00).",
+        ),
+    ],
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            help="The time zone --at is read in (IANA, e.g. Asia/Bangkok); the campaign "
+            "shows its time back in it. Needed when --at has no offset.",
+        ),
+    ] = None,
+) -> None:
+    """Schedule a draft campaign to send at a time, in a named zone."""
+    from datetime import datetime
+
+    from broadcaster.campaigns import actions
+    from broadcaster.campaigns import service as campaigns
+
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        fail(f"--at: {at!r} is not a date and time (e.g. 2027-01-05T09:00)")
+    if when.tzinfo is None and tz is None:
+        fail(f"--at {at} has no offset: name its zone with --tz (e.g. --tz Asia/Vientiane)")
+    caller = signed_in(OFFICIAL)
+    threshold = approval_threshold()
+    with unit_of_work() as session:
+        campaign = actions.schedule(session, caller, campaign_id, when, threshold, timezone=tz)
+        console.print(
+            f"campaign {campaign.id} scheduled for {campaigns.local_send_at(campaign)} "
+            f"({campaign.send_at:%Y-%m-%d %H:%M} UTC); follow it with: "
+            f"riskcast campaigns status {campaign.id}"
+        )
+
+
 def _action(name: str) -> Callable[[int], None]:
     @friendly
     def command(campaign_id: int) -> None:
@@ -171,6 +215,8 @@ def campaigns_status(
     console.print(
         f"campaign {status['id']} [bold]{status['name']}[/bold]: {status['state']} ({status['priority']}, {status['channel']}, {status['recipients']} recipients)"
     )
+    if status["send_at_local"]:
+        console.print(f"send at {status['send_at_local']}")
     if status["error"]:
         console.print(f"[red]{status['error']}[/red]")
     table = Table("delivery state", "count")

@@ -45,6 +45,13 @@ def contacts_add(
         str | None,
         typer.Option(help="The channel the person prefers: sms or whatsapp."),
     ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            help="The person's own time zone (IANA, e.g. Asia/Bangkok); without it, quiet "
+            "hours go by their first community's."
+        ),
+    ] = None,
 ) -> None:
     """Add a contact (or update the one with that number)."""
     from broadcaster.contacts import service as contacts
@@ -64,6 +71,7 @@ def contacts_add(
             communities=community or [],
             country=country,
             channel=channel,
+            timezone=timezone,
         )
         log_action(
             session, caller, "contact.add" if created else "contact.update", "contact", contact.id
@@ -71,7 +79,8 @@ def contacts_add(
         verb = "added" if created else "updated"
         console.print(
             f"contact {mask_phone(contact.phone)} {verb} "
-            f"(country {contact.country}, {contact.channel}, status {contact.status})"
+            f"(country {contact.country}, {contact.channel}, status {contact.status}"
+            + (f", time zone {contact.timezone})" if contact.timezone else ")")
         )
 
 
@@ -91,7 +100,8 @@ def contacts_import(
     """Import contacts from a CSV file; rejected rows go to FILE.errors.csv.
 
     Header: phone,name,language,communities,country,consent_source,consent_at[,channel]
-    (only phone is required; communities separated by ';'; channel is sms or whatsapp). Exit code 0 when the file was read, even
+    [,timezone] (only phone is required; communities separated by ';'; channel is sms or
+    whatsapp; timezone an IANA name such as Asia/Bangkok). Exit code 0 when the file was read, even
     with rejected rows; 1 when it could not be read at all.
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from broadcaster.areas import scope
 from broadcaster.audit import service as audit
 from broadcaster.audit.service import Actor
-from broadcaster.communities.service import get_by_slug
+from broadcaster.communities.service import check_timezone, get_by_slug
 from broadcaster.db import utcnow
 from broadcaster.errors import InvalidInput, NotFound, TooMany
 from broadcaster.models import AuditEvent, ConsentSource, Contact, ContactStatus, Membership
@@ -65,6 +65,22 @@ def check_target(session: Session, actor: Actor, communities: Iterable[str]) -> 
     scope.check_communities(session, actor, [get_by_slug(session, s).id for s in slugs])
 
 
+def _checked(
+    language: str | None, channel: str | None, timezone: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """A contact's language (normalised), channel and time zone, each checked if given."""
+    if language is not None:
+        try:
+            language = normalize_language(language)
+        except LanguageError as exc:
+            raise InvalidInput(str(exc), field="language") from None
+    if channel is not None and channel not in CONTACT_CHANNELS:
+        raise InvalidInput(f"{channel!r} is not one of sms, whatsapp", field="channel")
+    if timezone is not None:
+        timezone = check_timezone(timezone)
+    return language, channel, timezone
+
+
 def add_contact(
     session: Session,
     phone: str,
@@ -76,11 +92,14 @@ def add_contact(
     consent_source: str = ConsentSource.OFFICIAL.value,
     country: str | None = None,
     channel: str | None = None,
+    timezone: str | None = None,
 ) -> tuple[Contact, bool]:
     """Add a contact, or update the one with that number. Returns (contact, created).
 
     ``country`` (two letters) is where a number typed without a country code comes from;
-    it defaults to ``region``. The stored country is derived from the number. An opted-out
+    it defaults to ``region``. ``timezone`` is the person's own IANA zone (quiet hours and
+    local-time sends go by it, else by their first community's). The stored country is
+    derived from the number. An opted-out
     or blocked contact stays so: adding them again never re-subscribes them.
     """
     if country:
@@ -89,13 +108,7 @@ def add_contact(
         e164 = normalize_phone(phone, region)
     except PhoneError as exc:
         raise InvalidInput(str(exc), field="phone") from None
-    if language is not None:
-        try:
-            language = normalize_language(language)
-        except LanguageError as exc:
-            raise InvalidInput(str(exc), field="language") from None
-    if channel is not None and channel not in CONTACT_CHANNELS:
-        raise InvalidInput(f"{channel!r} is not one of sms, whatsapp", field="channel")
+    language, channel, timezone = _checked(language, channel, timezone)
     community_rows = [get_by_slug(session, slug) for slug in communities]
     contact = session.scalar(select(Contact).where(Contact.phone == e164))
     created = contact is None
@@ -116,6 +129,8 @@ def add_contact(
         contact.language = language
     if channel is not None:
         contact.channel = channel
+    if timezone is not None:
+        contact.timezone = timezone
     session.flush()
     for community in community_rows:
         if session.get(Membership, (contact.id, community.id)) is None:

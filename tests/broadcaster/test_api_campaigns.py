@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.audit.service import Actor
 from broadcaster.db import utcnow
-from broadcaster.models import AuditEvent, CampaignMessage, Delivery, InboundMessage
+from broadcaster.models import AuditEvent, CampaignMessage, Contact, Delivery, InboundMessage
 from tests import factories
 from tests.broadcaster.apiclient import Person, TestClient, app, client, people  # noqa: F401
 
@@ -129,6 +129,28 @@ def test_bad_input_names_the_field(
     assert later.status_code == 200 and later.json()["send_at"].startswith("2030-01-01T02:00")
     assert client.get("/api/v1/campaigns/999999", headers=h).status_code == 404
     assert client.get("/api/v1/campaigns/0", headers=h).status_code == 422
+
+
+def test_a_campaign_is_scheduled_at_a_local_time_in_a_named_zone(
+    client: TestClient, session: Session, people: dict[str, Person]
+) -> None:
+    audience(session)
+    h = people["official"].headers
+    cid = new_campaign(client, people["official"])["id"]
+    url = f"/api/v1/campaigns/{cid}/schedule"
+    local = "2027-01-05T09:00:00"
+    unknown = client.post(url, json={"send_at": local, "timezone": "Bangkok"}, headers=h)
+    assert unknown.status_code == 422 and unknown.json()["field"] == "timezone"
+    done = client.post(url, json={"send_at": local, "timezone": "Asia/Bangkok"}, headers=h)
+    assert done.status_code == 200, done.text
+    shown = client.get(f"/api/v1/campaigns/{cid}", headers=h).json()
+    assert shown["send_at"].startswith("2027-01-05T02:00")
+    assert (shown["schedule_timezone"], shown["send_at_local"]) == (
+        "Asia/Bangkok",
+        "2027-01-05 09:00 Asia/Bangkok",
+    )
+    events = session.scalars(select(AuditEvent).where(AuditEvent.action == "campaign.schedule"))
+    assert [(e.actor, e.detail["timezone"]) for e in events] == [("olivia", "Asia/Bangkok")]
 
 
 def test_deliveries_by_state_paged_and_masked(
@@ -255,6 +277,23 @@ def test_a_contact_prefers_a_channel(
     assert made.status_code == 201 and made.json()["channel"] == "whatsapp"
     bad = client.post("/api/v1/contacts", json={**body, "channel": "fax"}, headers=h)
     assert bad.status_code == 422 and "channel" in bad.text
+
+
+def test_a_contact_is_given_its_own_time_zone(
+    client: TestClient, session: Session, people: dict[str, Person]
+) -> None:
+    audience(session)
+    h = people["official"].headers
+    body = {"phone": "020 5555 0778", "communities": ["laos"], "timezone": "Asia/Bangkok"}
+    made = client.post("/api/v1/contacts", json=body, headers=h)
+    assert made.status_code == 201 and made.json()["timezone"] == "Asia/Bangkok"
+    found = client.get("/api/v1/contacts", params={"q": "020 5555 0778"}, headers=h).json()
+    assert [c["timezone"] for c in found] == ["Asia/Bangkok"]
+    bad = client.post("/api/v1/contacts", json={**body, "timezone": "Bangkok"}, headers=h)
+    assert bad.status_code == 422 and "unknown time zone 'Bangkok'" in bad.text
+    session.expire_all()
+    stored = session.scalar(select(Contact.timezone).where(Contact.phone == "+8562055550778"))
+    assert stored == "Asia/Bangkok"
 
 
 def test_inbox_tagging_is_audited_and_masked(

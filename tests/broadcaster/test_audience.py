@@ -167,6 +167,19 @@ def test_cli_communities_list_and_contacts(cli: Run) -> None:
     assert "community worksite added (th, Asia/Bangkok)" in thai.stdout
 
 
+def test_cli_contacts_add_with_a_time_zone(cli: Run) -> None:
+    ok(cli("communities", "add", "laos", "--name", "Laos", "--kind", "country", "--country", "LA"))
+    out = ok(
+        cli("contacts", "add", "020 5555 1234", "--community", "laos", "--timezone", "Asia/Bangkok")
+    )
+    assert "(country LA, sms, status active, time zone Asia/Bangkok)" in out.stdout
+    bad = cli("contacts", "add", "020 5555 1235", "--community", "laos", "--timezone", "Lao")
+    assert bad.exit_code == 1 and "unknown time zone 'Lao'" in bad.output
+    with get_runtime().session() as session:
+        zones = dict(session.execute(select(Contact.phone, Contact.timezone)).all())
+    assert zones == {"+8562055551234": "Asia/Bangkok"}
+
+
 def test_cli_opt_out_and_opt_in_are_audited(cli: Run) -> None:
     ok(cli("contacts", "add", "020 5555 1234"))
     out = ok(cli("contacts", "opt-out", "+856 20 5555 1234")).stdout

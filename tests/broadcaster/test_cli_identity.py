@@ -102,6 +102,7 @@ NEEDS_IDENTITY = [
     ("campaigns", "list"),
     ("campaigns", "status", "1"),
     ("campaigns", "launch", "1"),
+    ("campaigns", "schedule", "1", "--at", "2027-01-05T09:00", "--tz", "Asia/Bangkok"),
     ("campaigns", "approve", "1"),
     ("campaigns", "pause", "1"),
     ("cap", "mappings"),
@@ -226,6 +227,7 @@ def test_each_command_admits_the_roles_its_api_route_does(
     for args in (
         ("campaigns", "create", "--name", "x", "--template", "hotline", "--community", "bokeo"),
         ("campaigns", "launch", campaign_id),
+        ("campaigns", "schedule", campaign_id, "--at", "2027-01-05T09:00+07:00"),
         ("campaigns", "approve", campaign_id),
         ("contacts", "add", "020 5555 1235"),
         ("contacts", "export", "020 5555 1234"),
@@ -334,6 +336,48 @@ def test_approval_is_by_the_signed_in_user_and_never_the_creator(
         ("campaign.launch", "olivia", "cli"),
     ]
     assert all(e.user_id is not None for e in events)
+
+
+def test_a_campaign_is_scheduled_at_a_local_time_in_a_named_zone(
+    cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audience(cli, tmp_path)
+    sign_in(monkeypatch, "olivia", "official")
+    campaign_id = create_campaign(cli)
+    at = "2027-01-05T09:00"
+    refused(cli("campaigns", "schedule", campaign_id, "--at", at), "has no offset", "--tz")
+    refused(cli("campaigns", "schedule", campaign_id, "--at", "tomorrow", "--tz", "Asia/Bangkok"))
+    refused(
+        cli("campaigns", "schedule", campaign_id, "--at", at, "--tz", "Bangkok"),
+        "unknown time zone",
+    )
+    out = ok(cli("campaigns", "schedule", campaign_id, "--at", at, "--tz", "Asia/Bangkok")).stdout
+    assert (
+        f"campaign {campaign_id} scheduled for 2027-01-05 09:00 Asia/Bangkok (2027-01-05 02:00 UTC)"
+        in out
+    )
+    status = ok(cli("campaigns", "status", campaign_id)).stdout
+    assert ": scheduled (" in status and "send at 2027-01-05 09:00 Asia/Bangkok" in status
+    refused(
+        cli("campaigns", "schedule", campaign_id, "--at", at, "--tz", "Asia/Bangkok"),
+        "only a draft",
+    )
+    event = audit_events("campaign.schedule")[-1]
+    assert (event.actor, event.detail) == (
+        "olivia",
+        {"send_at": "2027-01-05T02:00:00+00:00", "timezone": "Asia/Bangkok"},
+    )
+
+    # an offset alone is enough; the time is then shown in UTC
+    other = create_campaign(cli)
+    ok(cli("campaigns", "schedule", other, "--at", "2027-01-05T09:00+07:00"))
+    assert "send at 2027-01-05 02:00 UTC" in ok(cli("campaigns", "status", other)).stdout
+
+    # the two-person rule holds for a scheduled send as for a launch
+    urgent = create_campaign(cli, priority="urgent")
+    refused(
+        cli("campaigns", "schedule", urgent, "--at", at, "--tz", "Asia/Vientiane"), "needs approval"
+    )
 
 
 def test_the_callers_environment_cannot_raise_the_approval_threshold(

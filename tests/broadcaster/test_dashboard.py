@@ -5,13 +5,14 @@ approval by a second official, launch, the operator page, the inbox, the audit l
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns import actions
-from broadcaster.models import AuditEvent, InboundMessage
+from broadcaster.models import AuditEvent, Campaign, InboundMessage
 from broadcaster.phones import mask_phone
 from broadcaster.users import auth
 from tests import factories
@@ -321,3 +322,98 @@ def test_an_invited_person_chooses_their_own_password(app: object, session: Sess
         login(noy, "noy")  # with the password noy chose
     events = session.scalars(select(AuditEvent.action).where(AuditEvent.actor == "noy")).all()
     assert {"login.failed", "user.invitation.accept", "login"} <= set(events)
+
+
+def test_quiet_hours_are_set_on_the_compose_page(app: object, session: Session) -> None:
+    factories.community(session, "laos", country="LA", language="lo")
+    factories.contact(session, community_slugs=("laos",))
+    factories.template(session)
+    person(session, "olivia", "official", password=PASSWORD)
+
+    with TestClient(app) as olivia:
+        token = login(olivia, "olivia")
+        assert 'name="quiet_start"' in olivia.get("/dashboard/compose").text
+        form = {
+            "csrf": token,
+            "name": "Night-safe",
+            "template": "covid-test",
+            "communities": ["laos"],
+            "quiet_start": "21",
+            "quiet_end": "7",
+        }
+        shown = olivia.post("/dashboard/compose", data={**form, "action": "preview"})
+        # the preview keeps what was typed
+        assert 'name="quiet_start" min="0" max="23" step="1" value="21"' in shown.text
+        assert 'name="quiet_end" min="0" max="23" step="1" value="7"' in shown.text
+        half = olivia.post("/dashboard/compose", data={**form, "quiet_end": "", "action": "create"})
+        assert "quiet_hours" in half.text and "saved as a draft" not in half.text
+        same = olivia.post(
+            "/dashboard/compose", data={**form, "quiet_end": "21", "action": "create"}
+        )
+        assert "quiet hours are two different hours 0-23" in same.text
+        made = olivia.post(
+            "/dashboard/compose", data={**form, "action": "create"}, follow_redirects=True
+        )
+        assert "saved as a draft" in made.text
+        cid = int(re.search(r"#(\d+) Night-safe", made.text).group(1))
+        plain = olivia.post(
+            "/dashboard/compose",
+            data={
+                **form,
+                "name": "Any time",
+                "quiet_start": "",
+                "quiet_end": "",
+                "action": "create",
+            },
+            follow_redirects=True,
+        )
+        other = int(re.search(r"#(\d+) Any time", plain.text).group(1))
+
+    quiet = {
+        i: (start, end)
+        for i, start, end in session.execute(
+            select(Campaign.id, Campaign.quiet_start, Campaign.quiet_end)
+        )
+    }
+    assert quiet == {cid: (21, 7), other: (None, None)}
+
+
+def test_a_campaign_scheduled_in_the_dashboard_keeps_its_zone(
+    app: object, session: Session
+) -> None:
+    factories.community(session, "laos", country="LA", language="lo")
+    factories.contact(session, community_slugs=("laos",))
+    olivia_id = person(session, "olivia", "official", password=PASSWORD).id
+    camp = factories.campaign(session, ["laos"])
+    camp.created_by = olivia_id
+    session.commit()
+
+    with TestClient(app) as olivia:
+        token = login(olivia, "olivia")
+        url = f"/dashboard/campaigns/{camp.id}"
+        wrong = olivia.post(
+            f"{url}/schedule",
+            data={"csrf": token, "send_at": "2027-01-05T09:00", "timezone": "Bangkok"},
+            follow_redirects=True,
+        )
+        assert (
+            "unknown time zone &#39;Bangkok&#39;" in wrong.text and " · send at" not in wrong.text
+        )
+        done = olivia.post(
+            f"{url}/schedule",
+            data={"csrf": token, "send_at": "2027-01-05T09:00", "timezone": "Asia/Bangkok"},
+            follow_redirects=True,
+        )
+        assert "schedule: done" in done.text
+        # shown back as it was given, the UTC time on hover
+        assert 'title="2027-01-05 02:00 UTC">2027-01-05 09:00 Asia/Bangkok</span>' in done.text
+
+    session.expire_all()
+    row = session.get(Campaign, camp.id)
+    assert row is not None
+    assert (row.state, row.schedule_timezone) == ("scheduled", "Asia/Bangkok")
+    assert row.send_at == datetime(2027, 1, 5, 2, 0, tzinfo=UTC)
+    event = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "campaign.schedule")
+    ).one()
+    assert (event.actor, event.detail["timezone"]) == ("olivia", "Asia/Bangkok")

@@ -276,6 +276,38 @@ def test_channel_column_sets_the_preferred_channel_and_empty_keeps_it(
     }
 
 
+@pytest.mark.parametrize("chunk_size", [1, 100])
+def test_timezone_column_sets_a_contacts_own_zone_and_empty_keeps_it(
+    session: Session, places: None, chunk_size: int
+) -> None:
+    kept = factories.contact(session, "+8562055554000")
+    kept.timezone = "Asia/Yangon"
+    session.flush()
+    data = (
+        "phone,timezone\n"
+        "020 5555 4000,\n"  # empty: stays Asia/Yangon
+        "020 5555 4001,Asia/Bangkok\n"
+        "020 5555 4002,\n"  # new, empty: none of its own
+        "020 5555 4003,Asia/Lao\n"
+        "020 5555 4004,../etc/passwd\n"
+        "020 5555 4001,\n"  # a later empty field never erases
+    )
+    summary, errors = _import(session, data, chunk_size=chunk_size)
+    assert [(e["line"], e["column"]) for e in errors] == [("5", "timezone"), ("6", "timezone")]
+    assert "unknown time zone 'Asia/Lao'" in errors[0]["reason"]
+    assert (summary.imported, summary.updated, summary.rejected) == (2, 1, 2)
+    session.expire_all()
+    zones = {
+        phone: _contact(session, phone).timezone
+        for phone in ("+8562055554000", "+8562055554001", "+8562055554002")
+    }
+    assert zones == {
+        "+8562055554000": "Asia/Yangon",
+        "+8562055554001": "Asia/Bangkok",
+        "+8562055554002": None,
+    }
+
+
 @pytest.mark.parametrize("chunk_size", [1, 2, 100])
 def test_duplicates_in_a_file_are_merged_later_fields_win(
     session: Session, places: None, chunk_size: int

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from broadcaster.campaigns import scheduling
 from broadcaster.campaigns import service as campaigns
+from broadcaster.campaigns.fanout import fanout_page
 from broadcaster.contacts import service as contacts
 from broadcaster.db import utcnow
 from broadcaster.models import Contact, Delivery
@@ -188,3 +189,55 @@ def test_a_campaign_rate_spaces_its_sends(h: Harness) -> None:
     assert h.send(cid, tokens) == {"sent": 6}
     # six sends at 25/s need at least five gaps of 40 ms, though the fleet allows 10,000/s
     assert time.monotonic() - started >= 0.2
+
+
+def _two_zone_contact(h: Harness, own_zone: str | None = None) -> tuple[int, list[str]]:
+    """A contact in Vientiane's community (first by id, quiet now) and in a Lima one (12 h
+    behind, not quiet now), sent a campaign to both with quiet hours now in Vientiane."""
+    with h.runtime.session() as s:
+        factories.community(s, "village", timezone="Asia/Vientiane")
+        factories.community(s, "lima", timezone="America/Lima")
+        person = factories.contact(s, A, community_slugs=("village", "lima"), language="lo")
+        person.timezone = own_zone
+        camp = factories.campaign(s, ["village", "lima"], quiet_hours=_quiet_now())
+        campaigns.schedule(s, camp.id)
+        scheduling.claim_due(s, utcnow())
+        return camp.id, fanout_page(s, camp.id, page_size=1000, batch_size=100).batches
+
+
+def _rounds(h: Harness, n: int) -> list[tuple[str, int, datetime]]:
+    """``n`` scheduler ticks, each followed by the sends it enqueued: the delivery after each."""
+    seen = []
+    for _ in range(n):
+        tick(h.ctx)
+        for name, (token, campaign_id, priority), _q in h.enqueued:
+            if name == "riskcast.send_batch":
+                send_batch(h.ctx, token, campaign_id, priority)
+        h.enqueued.clear()
+        with h.runtime.session() as s:
+            d = s.scalars(select(Delivery)).one()
+            seen.append((d.state, d.attempts, d.updated_at))
+    return seen
+
+
+def test_a_contact_in_two_zones_waits_for_its_first_communitys_quiet_hours(h: Harness) -> None:
+    """The release and the send read one zone (the first community's): the delivery stays
+    pending, untouched, across rounds instead of cycling pending -> queued -> sending."""
+    cid, tokens = _two_zone_contact(h)
+    assert tokens == [] and h.states(cid)[A] == ("pending", None)
+    seen = _rounds(h, 4)
+    assert len(set(seen)) == 1 and seen[0][:2] == ("pending", 0)
+    assert h.core.accepted_count == 0
+    with h.runtime.session() as s:
+        # when quiet hours end in Vientiane it is released
+        assert scheduling.release_quiet(s, utcnow() + timedelta(hours=1)) == 0
+        assert scheduling.release_quiet(s, utcnow() + timedelta(hours=3)) == 1
+    assert h.states(cid)[A] == ("queued", None)
+
+
+def test_a_contacts_own_zone_comes_before_its_communities(h: Harness) -> None:
+    """Quiet in both communities' first zone, but the contact lives by Lima's clock: sent."""
+    cid, tokens = _two_zone_contact(h, own_zone="America/Lima")
+    assert h.send(cid, tokens) == {"sent": 1}
+    assert h.states(cid)[A] == ("sent", None)
+    assert h.core.accepted_by_to() == {A: 1}

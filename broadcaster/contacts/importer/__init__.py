@@ -3,7 +3,7 @@
 The file
 --------
 Header ``phone,name,language,communities,country,consent_source,consent_at`` (and
-optionally ``channel``): only
+optionally ``channel`` and ``timezone``): only
 ``phone`` is required, columns may come in any order, names are case-insensitive
 (``community`` is read as ``communities``). An unknown or repeated column stops the import
 before any row is read (a misspelt ``langauge`` would otherwise import without languages).
@@ -21,6 +21,9 @@ line uses most.
 - ``language``: a known code (``lo``, ``th``, ``en``, ``km``, ``vi``, ``my``, ``zh``...).
 - ``channel``: the channel the person prefers, ``sms`` or ``whatsapp`` (campaigns on the
   ``preferred`` channel use it); empty keeps what is stored (``sms`` for a new contact).
+- ``timezone``: the person's own IANA time zone (``Asia/Bangkok``), for quiet hours and
+  local-time sends; empty keeps what is stored (a contact without one goes by its first
+  community's zone).
 - ``consent_source``: free text up to 32 characters (``import`` when empty);
   ``consent_at``: ``YYYY-MM-DD`` or an ISO 8601 time (no zone means UTC), not in the future;
   empty means the time of the import.

@@ -14,8 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcaster.areas import scope
+from broadcaster.communities.service import check_timezone
 from broadcaster.contacts.importer.reading import header_columns
 from broadcaster.db import utcnow
+from broadcaster.errors import InvalidInput
 from broadcaster.models import Community
 from broadcaster.phones import PhoneError, normalize_with_country
 from messages import LanguageError, normalize_language
@@ -73,6 +75,7 @@ class Row:
     consent_at: datetime | None
     communities: set[int]
     channel: str | None = None
+    timezone: str | None = None
 
     def merge(self, later: Row) -> None:
         """A later row for the same number: its non-empty fields win."""
@@ -81,6 +84,7 @@ class Row:
         self.consent_source = later.consent_source or self.consent_source
         self.consent_at = later.consent_at or self.consent_at
         self.channel = later.channel or self.channel
+        self.timezone = later.timezone or self.timezone
         self.communities |= later.communities
 
 
@@ -122,6 +126,7 @@ class Checker:
         self.columns = header_columns(header)
         self.width = len(header)
         self.has_channel = "channel" in self.columns
+        self.has_timezone = "timezone" in self.columns
         self.now = utcnow()
         self._languages: dict[str, str | LanguageError] = {}
         # Every community, read once here: checking rows then never touches the database, so
@@ -138,6 +143,7 @@ class Checker:
                 self._outside.add(slug)
         self._unplaced_refused = areas is not None and not placed
         self._regions: dict[str, str | None] = {}
+        self._zones: dict[str, bool] = {}
 
     def field(self, record: list[str], name: str) -> str:
         i = self.columns.get(name)
@@ -226,6 +232,23 @@ class Checker:
             raise Bad("channel", f"unknown channel {value!r}; use sms or whatsapp")
         return value
 
+    def _timezone(self, record: list[str]) -> str | None:
+        value = self.field(record, "timezone")
+        if not value:
+            return None
+        known = self._zones.get(value)
+        if known is None:
+            try:
+                check_timezone(value)
+                known = True
+            except InvalidInput:
+                known = False
+            if len(self._zones) < _MAX_CACHED:
+                self._zones[value] = known
+        if not known:
+            raise Bad("timezone", f"unknown time zone {value!r}; use e.g. Asia/Vientiane")
+        return value
+
     def _consent_at(self, record: list[str]) -> datetime | None:
         value = self.field(record, "consent_at")
         if not value:
@@ -266,6 +289,7 @@ class Checker:
         source = attempt(lambda: self._text(record, "consent_source", MAX_CONSENT_SOURCE))
         consent_at = attempt(lambda: self._consent_at(record))
         channel = attempt(lambda: self._channel(record)) if self.has_channel else None
+        timezone = attempt(lambda: self._timezone(record)) if self.has_timezone else None
         if problems or phone is None:
             return problems
         return Row(
@@ -278,4 +302,5 @@ class Checker:
             consent_at=consent_at,
             communities=communities,
             channel=channel,
+            timezone=timezone,
         )

@@ -20,6 +20,7 @@ COLUMNS = (
     "consent_source",
     "consent_at",
     "channel",
+    "timezone",
 )
 _ALIASES = {"community": "communities"}
 _BOMS_UTF16 = (b"\xff\xfe", b"\xfe\xff")

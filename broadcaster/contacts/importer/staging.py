@@ -33,15 +33,16 @@ _STAGE_MEMBERSHIP = "riskcast_import_membership"
 # microsecond later) for a number an earlier chunk of the same file already wrote: a
 # duplicate merged.
 _UPSERT = f"""
-INSERT INTO contact (phone, name, language, country, channel, status, consent_source,
-                     consent_at, created_at, updated_at)
-SELECT s.phone, s.name, s.language, s.country, COALESCE(s.channel, 'sms'), :active,
+INSERT INTO contact (phone, name, language, country, channel, timezone, status,
+                     consent_source, consent_at, created_at, updated_at)
+SELECT s.phone, s.name, s.language, s.country, COALESCE(s.channel, 'sms'), s.timezone, :active,
        COALESCE(s.consent_source, :source), COALESCE(s.consent_at, :ts), :ts, :ts
 FROM {_STAGE_CONTACT} AS s
 WHERE true
 ON CONFLICT (phone) DO UPDATE SET
     name = COALESCE(excluded.name, contact.name),
     language = COALESCE(excluded.language, contact.language),
+    timezone = COALESCE(excluded.timezone, contact.timezone),
     consent_source = COALESCE(
         (SELECT g.consent_source FROM {_STAGE_CONTACT} AS g WHERE g.phone = excluded.phone),
         contact.consent_source),
@@ -90,7 +91,7 @@ def _stage_contacts_postgresql(session: Session, rows: Iterable[Row]) -> None:
         cur.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_CONTACT} (phone text PRIMARY KEY,"
             " name text, language text, country text, consent_source text,"
-            " consent_at timestamptz, channel text) ON COMMIT DROP"
+            " consent_at timestamptz, channel text, timezone text) ON COMMIT DROP"
         )
         cur.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_MEMBERSHIP} (contact_id integer,"
@@ -99,7 +100,7 @@ def _stage_contacts_postgresql(session: Session, rows: Iterable[Row]) -> None:
         cur.execute(f"TRUNCATE {_STAGE_CONTACT}, {_STAGE_MEMBERSHIP}")
         with cur.copy(
             f"COPY {_STAGE_CONTACT} (phone, name, language, country, consent_source,"
-            " consent_at, channel) FROM STDIN"
+            " consent_at, channel, timezone) FROM STDIN"
         ) as copy:
             for r in rows:
                 copy.write_row(
@@ -111,6 +112,7 @@ def _stage_contacts_postgresql(session: Session, rows: Iterable[Row]) -> None:
                         r.consent_source,
                         r.consent_at,
                         r.channel,
+                        r.timezone,
                     )
                 )
 
@@ -130,7 +132,7 @@ def _stage_contacts_sqlite(session: Session, rows: Iterable[Row]) -> None:
         text(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_CONTACT} (phone TEXT PRIMARY KEY,"
             " name TEXT, language TEXT, country TEXT, consent_source TEXT, consent_at DATETIME,"
-            " channel TEXT)"
+            " channel TEXT, timezone TEXT)"
         )
     )
     session.execute(
@@ -144,8 +146,8 @@ def _stage_contacts_sqlite(session: Session, rows: Iterable[Row]) -> None:
     session.execute(
         text(
             f"INSERT INTO {_STAGE_CONTACT} (phone, name, language, country, consent_source,"
-            " consent_at, channel) VALUES (:phone, :name, :language, :country,"
-            " :consent_source, :consent_at, :channel)"
+            " consent_at, channel, timezone) VALUES (:phone, :name, :language, :country,"
+            " :consent_source, :consent_at, :channel, :timezone)"
         ).bindparams(bindparam("consent_at", type_=UTCDateTime())),
         [
             {
@@ -156,6 +158,7 @@ def _stage_contacts_sqlite(session: Session, rows: Iterable[Row]) -> None:
                 "consent_source": r.consent_source,
                 "consent_at": r.consent_at,
                 "channel": r.channel,
+                "timezone": r.timezone,
             }
             for r in rows
         ],

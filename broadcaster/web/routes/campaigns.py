@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns import actions, preview
@@ -72,8 +72,16 @@ class CampaignIn(BaseModel):
 
 
 class ScheduleIn(BaseModel):
-    send_at: AwareDatetime | None = Field(
-        default=None, description="when to send, with a time zone (ISO 8601); now when absent"
+    send_at: datetime | None = Field(
+        default=None,
+        description="when to send (ISO 8601), with an offset unless `timezone` is given; "
+        "now when absent",
+    )
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the IANA zone `send_at` is a local time in (e.g. Asia/Bangkok); the "
+        "campaign shows its time back in it",
     )
 
 
@@ -93,6 +101,10 @@ class CampaignOut(BaseModel):
     template_version: int
     recipients: int
     send_at: datetime | None
+    schedule_timezone: str | None = Field(description="the zone it was scheduled in, if named")
+    send_at_local: str | None = Field(
+        description="send_at in that zone (UTC if none), e.g. '2027-01-05 09:00 Asia/Bangkok'"
+    )
     created_at: datetime
     completed_at: datetime | None
     created_by: str | None
@@ -142,6 +154,8 @@ def campaign_outs(session: Session, rows: list[Campaign]) -> list[CampaignOut]:
             template_version=summary.template_version,
             recipients=c.recipients,
             send_at=c.send_at,
+            schedule_timezone=c.schedule_timezone,
+            send_at_local=campaigns.local_send_at(c),
             created_at=c.created_at,
             completed_at=c.completed_at,
             created_by=summary.created_by,
@@ -254,7 +268,12 @@ def schedule_campaign(
     campaign_id: Id, body: ScheduleIn, caller: Official, session: Db, rt: Rt
 ) -> CampaignOut:
     campaign = actions.schedule(
-        session, caller, campaign_id, body.send_at, rt.settings.approval_threshold
+        session,
+        caller,
+        campaign_id,
+        body.send_at,
+        rt.settings.approval_threshold,
+        timezone=body.timezone,
     )
     return campaign_out(session, campaign)
 

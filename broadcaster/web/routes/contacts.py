@@ -37,6 +37,7 @@ class ContactOut(BaseModel):
     language: str | None
     country: str | None
     channel: str
+    timezone: str | None = Field(description="The person's own time zone, if set")
     status: str
 
 
@@ -46,6 +47,12 @@ class ContactIn(BaseModel):
     language: str | None = Field(default=None, max_length=16)
     communities: list[str] = Field(default_factory=list, max_length=100)
     channel: Literal["sms", "whatsapp"] | None = None
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The person's own IANA time zone (e.g. Asia/Bangkok): quiet hours and "
+        "local-time sends go by it, else by their first community's",
+    )
 
 
 def _out(caller: Actor, c: Contact) -> ContactOut:
@@ -56,6 +63,7 @@ def _out(caller: Actor, c: Contact) -> ContactOut:
         language=c.language,
         country=c.country,
         channel=c.channel,
+        timezone=c.timezone,
         status=c.status,
     )
 
@@ -91,6 +99,7 @@ def add_contact(body: ContactIn, caller: Official, session: Db, rt: Rt) -> Conta
         language=body.language,
         communities=body.communities,
         channel=body.channel,
+        timezone=body.timezone,
     )
     caller.record(session, "contact.add", "contact", contact.id, created=created)
     return _out(caller, contact)

@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -548,6 +547,8 @@ def compose(
     priority: Annotated[str, Form()] = "bulk",
     channel: Annotated[str, Form()] = "sms",
     variables: Annotated[str, Form(max_length=2000)] = "",
+    quiet_start: Annotated[str, Form(max_length=2)] = "",
+    quiet_end: Annotated[str, Form(max_length=2)] = "",
     action: Annotated[str, Form()] = "preview",
 ) -> Response:
     """``preview`` renders the campaign it would be (in a savepoint rolled back), per
@@ -561,6 +562,8 @@ def compose(
         "priority": priority,
         "channel": channel,
         "variables": variables,
+        "quiet_start": quiet_start,
+        "quiet_end": quiet_end,
     }
     body: dict[str, Any] = {
         "name": name or "(unnamed)",
@@ -572,6 +575,9 @@ def compose(
     }
     result: dict[str, Any] | None = None
     error: str | None = None
+    if quiet_start.strip() or quiet_end.strip():
+        # Left to the model to check: both given, whole hours 0-23.
+        body["quiet_hours"] = [quiet_start.strip() or None, quiet_end.strip() or None]
     try:
         payload = campaigns_api.CampaignIn.model_validate(body)
     except ValueError as exc:
@@ -748,8 +754,10 @@ def campaign_action(
             if action == "approve":
                 actions.approve(session, caller, campaign_id)
             else:
-                when = _local_time(send_at, timezone) if action == "schedule" else None
-                actions.schedule(session, caller, campaign_id, when, threshold)
+                when, zone = (
+                    (_send_time(send_at), timezone) if action == "schedule" else (None, None)
+                )
+                actions.schedule(session, caller, campaign_id, when, threshold, timezone=zone)
                 if action == "launch":
                     flash(
                         request,
@@ -770,16 +778,12 @@ def campaign_action(
     return back(url)
 
 
-def _local_time(text: str, timezone: str) -> datetime:
+def _send_time(text: str) -> datetime:
+    """The form's date and time (a local time in the form's zone unless it has an offset)."""
     try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"unknown time zone {timezone!r}", field="timezone") from None
-    try:
-        naive = datetime.fromisoformat(text)
+        return datetime.fromisoformat(text)
     except ValueError:
         raise InvalidInput("give a date and time", field="send_at") from None
-    return naive.replace(tzinfo=zone) if naive.tzinfo is None else naive
 
 
 @router.get("/campaigns/{campaign_id}/deliveries")
