@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from broadcaster.models import AuditEvent
 from broadcaster.users import auth
 from broadcaster.web import i18n
+from tests import factories
 from tests.broadcaster.apiclient import PASSWORD, TestClient, app, person  # noqa: F401
 from tests.broadcaster.test_dashboard import csrf, login
 
@@ -136,3 +137,20 @@ def test_what_the_pages_say_back_is_in_the_readers_language(app: object) -> None
         )
         assert "ຊື່ ຫຼື ລະຫັດຜ່ານບໍ່ຖືກຕ້ອງ" in wrong.text
         assert "wrong name or password" not in wrong.text
+
+
+def test_a_campaign_page_in_lao(app: object, session: Session) -> None:
+    factories.community(session, "laos", country="LA", language="lo")
+    factories.contact(session, factories.lao_number(4242), community_slugs=("laos",))
+    person(session, "noy", "official", password=PASSWORD)
+    user = auth.get_user(session, "noy")
+    user.locale = "lo"
+    campaign = factories.campaign(session, ["laos"], created_by=user.id)
+    session.commit()
+    with TestClient(app) as noy:
+        login(noy, "noy")
+        page = noy.get(f"/dashboard/campaigns/{campaign.id}").text
+    assert '<html lang="lo">' in page
+    for lao in ("ສົ່ງດຽວນີ້…", "ສິ່ງທີ່ມັນສົ່ງ", "ການສົ່ງຕາມສະຖານະ", "ຜູ້ຮັບ <strong>1</strong> ຄົນ"):
+        assert lao in page, lao
+    assert "What it sends" not in page and "Launch now" not in page
