@@ -67,6 +67,37 @@ def N_(message: str) -> str:  # noqa: N802 - the gettext convention
     return message
 
 
+# The names of states, outcomes and priorities the pages show (codes elsewhere), for the
+# ``label`` filter: ``{{ c.state|label }}``.
+LABELS = {
+    "draft": N_("draft"),
+    "scheduled": N_("scheduled"),
+    "fanning_out": N_("fanning_out"),
+    "sending": N_("sending"),
+    "paused": N_("paused"),
+    "stopped": N_("stopped"),
+    "completed": N_("completed"),
+    "cancelled": N_("cancelled"),
+    "pending": N_("pending"),
+    "queued": N_("queued"),
+    "sent": N_("sent"),
+    "delivered": N_("delivered"),
+    "undelivered": N_("undelivered"),
+    "failed": N_("failed"),
+    "skipped": N_("skipped"),
+    "opted_out": N_("opted out"),
+    "urgent": N_("urgent"),
+    "bulk": N_("bulk"),
+}
+
+
+def label(code: str | None) -> str:
+    """What the page calls a state, outcome or priority, in the reader's language."""
+    if code is None:
+        return ""
+    return gettext(LABELS.get(code, code))
+
+
 def gettext(message: str) -> str:
     return catalog(current.get()).get(message, message)
 
@@ -140,6 +171,7 @@ def install(env: Environment) -> None:
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["when"] = when
     env.filters["number"] = number
+    env.filters["label"] = label
     env.globals["LOCALES"] = LOCALES
 
 

@@ -26,7 +26,11 @@ def extracted() -> set[str]:
         message if isinstance(message, str) else message[0]
         for _file, _line, message, _comments, _context in extract_from_dir(
             str(TEMPLATES),
-            method_map=[("templates/**.html", "jinja2"), ("routes/**.py", "python")],
+            method_map=[
+                ("templates/**.html", "jinja2"),
+                ("routes/**.py", "python"),
+                ("i18n.py", "python"),
+            ],
             keywords={**DEFAULT_KEYWORDS, **i18n.KEYWORDS},
         )
     }
@@ -151,6 +155,13 @@ def test_a_campaign_page_in_lao(app: object, session: Session) -> None:
         login(noy, "noy")
         page = noy.get(f"/dashboard/campaigns/{campaign.id}").text
     assert '<html lang="lo">' in page
-    for lao in ("ສົ່ງດຽວນີ້…", "ສິ່ງທີ່ມັນສົ່ງ", "ການສົ່ງຕາມສະຖານະ", "ຜູ້ຮັບ <strong>1</strong> ຄົນ"):
+    for lao in (
+        "ສົ່ງດຽວນີ້…",
+        "ສິ່ງທີ່ມັນສົ່ງ",
+        "ການສົ່ງຕາມສະຖານະ",
+        "ຜູ້ຮັບ <strong>1</strong> ຄົນ",
+        'id="state">ຮ່າງ</span>',  # the state, named in Lao
+        "ໂທລະສັບໄດ້ຮັບແລ້ວ",  # what "delivered" means
+    ):
         assert lao in page, lao
     assert "What it sends" not in page and "Launch now" not in page

@@ -70,15 +70,17 @@ OFFICIAL = frozenset({Role.OFFICIAL.value, Role.ADMIN.value})
 OPERATOR = frozenset({Role.OPERATOR.value, Role.ADMIN.value})
 ADMIN = frozenset({Role.ADMIN.value})
 STATE_HELP = {
-    "pending": "waiting for a condition: quiet hours, or a paused campaign",
-    "queued": "handed to a worker queue, about to be sent",
-    "sending": "a worker is talking to the provider now; past the in-doubt age with no "
-    "answer it is in doubt, and the provider's records are asked before any resend",
-    "sent": "the provider accepted it; waiting for the carrier's report",
-    "delivered": "the phone received it",
-    "undelivered": "the carrier could not deliver it",
-    "failed": "the provider refused it, or every retry failed",
-    "skipped": "never sent: opted out, invalid number, cancelled, or too late",
+    "pending": i18n.N_("waiting for a condition: quiet hours, or a paused campaign"),
+    "queued": i18n.N_("handed to a worker queue, about to be sent"),
+    "sending": i18n.N_(
+        "a worker is talking to the provider now; past the in-doubt age with no "
+        "answer it is in doubt, and the provider's records are asked before any resend"
+    ),
+    "sent": i18n.N_("the provider accepted it; waiting for the carrier's report"),
+    "delivered": i18n.N_("the phone received it"),
+    "undelivered": i18n.N_("the carrier could not deliver it"),
+    "failed": i18n.N_("the provider refused it, or every retry failed"),
+    "skipped": i18n.N_("never sent: opted out, invalid number, cancelled, or too late"),
 }
 
 
