@@ -352,3 +352,44 @@ def restart_redis() -> None:
         30,
         "Redis to start",
     )
+
+
+@contextlib.contextmanager
+def api_process(
+    cwd: Path, database_url: str, **settings: str
+) -> Iterator[tuple[int, subprocess.Popen[bytes], Path]]:
+    """`riskcast api` in a process of its own on a free port, on ``database_url``, with
+    ``RISKCAST_<NAME>`` settings: (port, process, the file its output goes to), once it
+    answers /healthz; stopped afterwards."""
+    import httpx  # noqa: PLC0415 - only the tests that start a server need it
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("RISKCAST_", "TWILIO_"))},
+        "RISKCAST_DATABASE_URL": database_url,
+        **{f"RISKCAST_{k.upper()}": v for k, v in settings.items()},
+    }
+    log = cwd / "api.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "api", "--port", str(port)],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 60, "the API to start")
+        yield port, proc, log
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from broadcaster.audit.service import Actor
 from broadcaster.errors import InvalidInput, NotFound
 from broadcaster.models import Template, TemplateVariant, TemplateVersion
 from messages import TemplateSpec
@@ -61,6 +62,23 @@ def save_template(session: Session, spec: TemplateSpec) -> SaveResult:
     session.flush()
     session.refresh(version, ["variants"])
     return SaveResult(version, created=created, changed=True)
+
+
+def save_as(session: Session, caller: Actor, spec: TemplateSpec, *, door: str) -> SaveResult:
+    """:func:`save_template` by ``caller``, through ``door`` (api, dashboard, cli): a new
+    version is written to the audit log (``template.save``) in the same transaction."""
+    result = save_template(session, spec)
+    if result.changed:
+        caller.record(
+            session,
+            "template.save",
+            "template",
+            spec.key,
+            version=result.version.version,
+            languages=sorted(spec.variants),
+            source=door,
+        )
+    return result
 
 
 def current_version(session: Session, key: str) -> TemplateVersion:

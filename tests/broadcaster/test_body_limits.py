@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import select
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -44,7 +41,7 @@ from messages.cap import MAX_LISTED
 from tests import factories
 from tests.broadcaster.apiclient import Person, TestClient, make_app, people  # noqa: F401
 from tests.services import migrated_database
-from tests.stack import wait_for
+from tests.stack import api_process, wait_for
 
 MB = 1024 * 1024
 API_LIMIT = 1 * MB  # RISKCAST_MAX_BODY_BYTES's default
@@ -387,58 +384,29 @@ def rss(pid: int) -> int:
 def test_the_server_does_not_grow_under_bodies_it_refuses(tmp_path: Path) -> None:
     """`riskcast api` in its own process: its resident memory before and after 200 MB are
     thrown at it without a token, and at a webhook without a signature. Printed."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with migrated_database("sqlite", str(tmp_path)) as (url, _engine):
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("RISKCAST_", "TWILIO_"))},
-            "RISKCAST_DATABASE_URL": url,
-            "RISKCAST_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "RISKCAST_LOG_LEVEL": "WARNING",
-        }
-        log = tmp_path / "api.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "workers.cli", "api", "--port", str(port)],
-                cwd=tmp_path,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-
-            def up() -> bool:
-                try:
-                    return (
-                        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-                    )
-                except httpx.HTTPError:
-                    return False
-
-            wait_for(up, 60, "the API to start")
-            address = ("127.0.0.1", port)
-            # Warm up every path once, so what is measured is the bodies, not first imports.
-            post(address, "/api/v1/campaigns", JSON, send_up_to=MB)
-            post(address, "/webhooks/twilio/inbound", {}, send_up_to=MB)
-            time.sleep(0.5)
-            before = rss(proc.pid)
-            form = {"Content-Type": "application/x-www-form-urlencoded"}
-            attempts = [
-                ("/api/v1/campaigns", JSON, None),
-                ("/api/v1/campaigns", JSON, 200 * MB),
-                ("/webhooks/twilio/inbound", form, None),
-                ("/webhooks/twilio/inbound", {**form, "X-Twilio-Signature": "x"}, None),
-            ]
-            answers, highest = [], before
-            for path, headers, declared in attempts:
-                answers.append(post(address, path, headers, declared=declared, send_up_to=200 * MB))
-                highest = max(highest, rss(proc.pid))  # right after the answer
-            time.sleep(0.5)
-            after = rss(proc.pid)
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with (
+        migrated_database("sqlite", str(tmp_path)) as (url, _engine),
+        api_process(tmp_path, url, log_level="WARNING") as (port, proc, _log),
+    ):
+        address = ("127.0.0.1", port)
+        # Warm up every path once, so what is measured is the bodies, not first imports.
+        post(address, "/api/v1/campaigns", JSON, send_up_to=MB)
+        post(address, "/webhooks/twilio/inbound", {}, send_up_to=MB)
+        time.sleep(0.5)
+        before = rss(proc.pid)
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        attempts = [
+            ("/api/v1/campaigns", JSON, None),
+            ("/api/v1/campaigns", JSON, 200 * MB),
+            ("/webhooks/twilio/inbound", form, None),
+            ("/webhooks/twilio/inbound", {**form, "X-Twilio-Signature": "x"}, None),
+        ]
+        answers, highest = [], before
+        for path, headers, declared in attempts:
+            answers.append(post(address, path, headers, declared=declared, send_up_to=200 * MB))
+            highest = max(highest, rss(proc.pid))  # right after the answer
+        time.sleep(0.5)
+        after = rss(proc.pid)
     assert [a.status for a in answers] == [401, 401, 403, 413]
     sent = sum(a.sent for a in answers)
     print(

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +15,7 @@ from broadcaster.logging import PhoneMaskingFilter, configure_logging
 from broadcaster.phones import PhoneError
 from broadcaster.users import auth
 from tests.services import migrated_database
-from tests.stack import wait_for
+from tests.stack import api_process
 
 LAO = "+8562055551234"
 LAO_MASKED = "+856 20 ••• ••34"
@@ -182,44 +178,16 @@ def test_configure_logging_masks_third_party_loggers(root_clean: logging.Logger)
 def test_the_access_log_of_a_running_api_shows_no_whole_number(tmp_path: Path) -> None:
     """`riskcast api` in its own process prints every request; a number searched for in a
     URL, percent-encoded or spaced out, reaches that log masked."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     with migrated_database("sqlite", str(tmp_path)) as (url, engine):
         with Session(engine) as session:
             user = auth.create_user(session, "olivia", role="official")
             _, token = auth.issue_token(session, user)
             session.commit()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("RISKCAST_", "TWILIO_"))},
-            "RISKCAST_DATABASE_URL": url,
-            "RISKCAST_LOG_LEVEL": "INFO",
-        }
-        log_file = tmp_path / "api.log"
-        with log_file.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "workers.cli", "api", "--port", str(port)],
-                cwd=tmp_path,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-
-            def up() -> bool:
-                try:
-                    return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success
-                except httpx.HTTPError:
-                    return False
-
-            wait_for(up, 60, "the API to start")
+        with api_process(tmp_path, url, log_level="INFO") as (port, _proc, log_file):
             headers = {"Authorization": f"Bearer {token}"}
             base = f"http://127.0.0.1:{port}/api/v1/contacts?q="
             for query in ("%2B8562055551234", "0%202%200%205%205%205%205%201%202%203%204"):
                 assert httpx.get(base + query, headers=headers, timeout=10).status_code == 200
-        finally:
-            proc.terminate()
-            proc.wait(10)
     printed = log_file.read_text(encoding="utf-8")
     assert printed.count("/api/v1/contacts") >= 2, printed  # the requests were logged
     for whole in ("8562055551234", "2B8562055551234", "5555", "5%205%205%205"):

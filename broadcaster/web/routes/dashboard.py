@@ -233,6 +233,16 @@ def attempt(request: Request, session: Session) -> Iterator[None]:
 # -- login ----------------------------------------------------------------------------
 
 
+def throttled(request: Request) -> None:
+    """Say that sign-ins for this name or from this address are paused for a while."""
+    minutes = int(auth.FAILED_LOGIN_WINDOW.total_seconds() // 60)
+    flash(
+        request,
+        tr(request, "too many failed sign-ins: try again in %(minutes)s minutes", minutes=minutes),
+        "error",
+    )
+
+
 def login_page(request: Request) -> HTMLResponse:
     return render(request, "login.html", None)
 
@@ -247,16 +257,7 @@ def login(
     check_csrf(request, csrf)
     source = client_ip(request)
     if auth.sign_in_blocked(session, name, source, utcnow()):
-        minutes = int(auth.FAILED_LOGIN_WINDOW.total_seconds() // 60)
-        flash(
-            request,
-            tr(
-                request,
-                "too many failed sign-ins: try again in %(minutes)s minutes",
-                minutes=minutes,
-            ),
-            "error",
-        )
+        throttled(request)
         return back("/login")
     user = auth.authenticate(session, name, password)
     if user is None:
@@ -290,16 +291,7 @@ def accept_invitation(
     check_csrf(request, csrf)
     source = client_ip(request)
     if auth.sign_in_blocked(session, name, source, utcnow()):
-        minutes = int(auth.FAILED_LOGIN_WINDOW.total_seconds() // 60)
-        flash(
-            request,
-            tr(
-                request,
-                "too many failed sign-ins: try again in %(minutes)s minutes",
-                minutes=minutes,
-            ),
-            "error",
-        )
+        throttled(request)
         return back("/login/invite")
     if password != again:
         flash(request, tr(request, "the two passwords differ"), "error")
@@ -373,16 +365,7 @@ def login_code(
     source = client_ip(request)
     if auth.sign_in_blocked(session, user.name, source, now):
         request.session.pop("pending", None)
-        minutes = int(auth.FAILED_LOGIN_WINDOW.total_seconds() // 60)
-        flash(
-            request,
-            tr(
-                request,
-                "too many failed sign-ins: try again in %(minutes)s minutes",
-                minutes=minutes,
-            ),
-            "error",
-        )
+        throttled(request)
         return back("/login")
     if not totp.check(session, user, code, now):
         Actor(user.id, user.name, user.role, source).record(

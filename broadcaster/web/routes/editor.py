@@ -174,17 +174,8 @@ def save_template(
     if action != "save":
         shown, warnings = preview.preview_spec(spec)
         return _page(request, caller, draft, new=is_new, shown=shown, warnings=warnings)
-    result = templates.save_template(session, spec)
+    result = templates.save_as(session, caller, spec, door="dashboard")
     if result.changed:
-        caller.record(
-            session,
-            "template.save",
-            "template",
-            spec.key,
-            version=result.version.version,
-            languages=sorted(spec.variants),
-            source="dashboard",
-        )
         flash(request, tr(request, "saved as version %(version)s", version=result.version.version))
     else:
         flash(

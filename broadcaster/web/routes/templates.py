@@ -69,17 +69,7 @@ def save_template(body: TemplateIn, caller: Official, session: Db) -> SavedOut:
         spec = parse_template(body.model_dump(exclude_none=True), origin=body.key)
     except TemplateError as exc:
         raise InvalidInput(str(exc), field="template") from None
-    result = templates.save_template(session, spec)
-    if result.changed:
-        caller.record(
-            session,
-            "template.save",
-            "template",
-            spec.key,
-            version=result.version.version,
-            languages=sorted(spec.variants),
-            source="api",
-        )
+    result = templates.save_as(session, caller, spec, door="api")
     return SavedOut(
         key=spec.key, version=result.version.version, created=result.created, changed=result.changed
     )
