@@ -195,7 +195,6 @@ def users_accept(
 ) -> None:
     """Accept your invitation (the code is asked for): your own first API token, kept as
     by riskcast login, and your dashboard password if you like."""
-    from broadcaster.audit.service import Actor
     from broadcaster.db import utcnow
     from broadcaster.errors import Forbidden
     from broadcaster.users import auth
@@ -210,9 +209,7 @@ def users_accept(
         try:
             user, made = auth.accept_invitation(session, name, code, password=secret, source="cli")
         except Forbidden:
-            Actor(user_id=None, name=name[:100], role="", source="cli").record(
-                session, "login.failed", step="invitation"
-            )
+            auth.sign_in_failed(session, name, "cli", step="invitation")
             session.commit()
             raise
         role = user.role

@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -208,6 +209,14 @@ def names(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
 # window, the password is not even checked until the window has passed.
 MAX_FAILED_LOGINS = 5
 FAILED_LOGIN_WINDOW = timedelta(minutes=15)
+
+
+def sign_in_failed(session: Session, name: str, source: str | None, **detail: Any) -> None:
+    """Record a failed sign-in for ``name`` from ``source`` (what :func:`sign_in_blocked`
+    counts), by no one in particular: the name may be no user's."""
+    Actor(user_id=None, name=name[:100], role="", source=source).record(
+        session, "login.failed", **detail
+    )
 
 
 def sign_in_blocked(session: Session, name: str, source: str | None, now: datetime) -> bool:

@@ -261,7 +261,7 @@ def login(
         return back("/login")
     user = auth.authenticate(session, name, password)
     if user is None:
-        Actor(user_id=None, name=name[:100], role="", source=source).record(session, "login.failed")
+        auth.sign_in_failed(session, name, source)
         flash(request, tr(request, "wrong name or password"), "error")
         return back("/login")
     request.session.clear()
@@ -304,9 +304,7 @@ def accept_invitation(
         flash(request, str(exc), "error")
         return back("/login/invite")
     except Forbidden as exc:
-        Actor(user_id=None, name=name[:100], role="", source=source).record(
-            session, "login.failed", step="invitation"
-        )
+        auth.sign_in_failed(session, name, source, step="invitation")
         flash(request, str(exc), "error")
         return back("/login/invite")
     flash(request, tr(request, "your password is set: sign in with it"))
